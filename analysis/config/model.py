@@ -1,0 +1,321 @@
+"""The validated analysis config as an object: sections, expressions, derived variations."""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from analysis import expr as expressions
+from analysis.config.errors import ConfigError
+from analysis.config.loader import load_with_extends
+from analysis.config.schema import located_error, validate
+from analysis.plugins import Plugin, load_plugin
+
+NOMINAL = "nominal"
+
+
+@dataclass(frozen=True)
+class ShapeVariation:
+    """A variation that changes inputs (e.g. jet pt) before objects and selection are built."""
+    name: str                                   # e.g. "jes_up"
+    overrides: dict                             # {"Jet.pt": Expression}
+
+
+@dataclass(frozen=True)
+class WeightVariation:
+    """A variation that multiplies the event weight of selected events."""
+    name: str                                   # e.g. "btag_var_0_up"
+    factor: Any                                 # Expression
+
+
+@dataclass
+class AnalysisConfig:
+    """A loaded, validated analysis config. ``data`` is the merged YAML (read-only by convention)."""
+
+    path: Path
+    data: dict
+    locations: dict
+    files: list
+    plugins: dict = field(default_factory=dict)        # alias -> Plugin
+    _compiled: dict = field(default_factory=dict)      # key path -> Expression
+
+    # ---- plain sections -------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    @property
+    def datasets(self) -> dict:
+        return self.data["datasets"]
+
+    @property
+    def regions(self) -> dict:
+        return self.data["regions"]
+
+    @property
+    def observables(self) -> dict:
+        return self.data.get("observables", {})
+
+    @property
+    def systematics(self) -> dict:
+        return self.data.get("systematics", {})
+
+    @property
+    def tree(self) -> str:
+        return self.data.get("tree", "Events")
+
+    @property
+    def lumi(self) -> float:
+        return float(self.data.get("lumi", 1.0))
+
+    def section(self, *path: str, default: Any = None) -> Any:
+        """A deep copy of the value at ``path`` (or ``default``)."""
+        node: Any = self.data
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                return copy.deepcopy(default)
+            node = node[key]
+        return copy.deepcopy(node)
+
+    def error(self, message: str, *path) -> ConfigError:
+        """A ConfigError located at ``path`` (file and line of the key that set it)."""
+        return located_error(message, tuple(path), self.locations, str(self.path))
+
+    def file_of(self, *path) -> Path:
+        """The config file that wrote ``path`` (relative file names resolve against its folder)."""
+        probe = tuple(path)
+        while probe and probe not in self.locations:
+            probe = probe[:-1]
+        return Path(self.locations.get(probe, (str(self.path), None))[0])
+
+    # ---- expressions ----------------------------------------------------------------
+    def expression(self, *path) -> expressions.Expression:
+        """The compiled expression at ``path`` (compiled and checked at load time)."""
+        return self._compiled[tuple(path)]
+
+    def expression_paths(self) -> Iterator[tuple]:
+        """Every key path that holds an expression, in evaluation order."""
+        if "skim" in self.data and "preselection" in self.data["skim"]:
+            yield ("skim", "preselection")
+        if "event_weight" in self.data:
+            yield ("event_weight",)
+        for name, obj in self.data.get("objects", {}).items():
+            if "where" in obj:
+                yield ("objects", name, "where")
+        for index, _ in enumerate(self.data.get("selection", [])):
+            yield ("selection", index, "cut")
+        for name in self.regions:
+            yield ("regions", name, "cut")
+        for name in self.observables:
+            yield ("observables", name, "expr")
+        for name, syst in self.systematics.items():
+            for side in ("up", "down"):
+                value = syst.get(side)
+                if syst["type"] == "weight" and value is not None:
+                    yield ("systematics", name, side)
+                elif syst["type"] == "shape" and isinstance(value, dict):
+                    for target in value:
+                        yield ("systematics", name, side, target)
+
+    def plugin_functions(self) -> dict:
+        functions = {}
+        for plugin in self.plugins.values():
+            functions.update(plugin.functions())
+        return functions
+
+    def plugins_used(self, paths) -> dict:
+        """``{alias: source fingerprint}`` of the plugins called by the expressions at ``paths``."""
+        used = {}
+        for path in paths:
+            for function in self._compiled[tuple(path)].functions:
+                alias = function.split(".", 1)[0]
+                if alias in self.plugins:
+                    used[alias] = self.plugins[alias].fingerprint
+        return dict(sorted(used.items()))
+
+    # ---- variations -----------------------------------------------------------------
+    def applies_to(self, syst_name: str, dataset: str) -> bool:
+        syst = self.systematics[syst_name]
+        if self.datasets[dataset]["kind"] != "mc":
+            return False
+        return dataset in syst["datasets"] if "datasets" in syst else True
+
+    def shape_variations(self, dataset: str) -> list[ShapeVariation]:
+        """Nominal first, then ``<syst>_up``/``<syst>_down`` of every shape systematic."""
+        variations = [ShapeVariation(NOMINAL, {})]
+        for name, syst in self.systematics.items():
+            if syst["type"] != "shape" or not self.applies_to(name, dataset):
+                continue
+            for side in ("up", "down"):
+                if isinstance(syst.get(side), dict):
+                    overrides = {t: self.expression("systematics", name, side, t) for t in syst[side]}
+                    variations.append(ShapeVariation(f"{name}_{side}", overrides))
+        return variations
+
+    def weight_variations(self, dataset: str) -> list[WeightVariation]:
+        variations = []
+        for name, syst in self.systematics.items():
+            if syst["type"] != "weight" or not self.applies_to(name, dataset):
+                continue
+            for side in ("up", "down"):
+                if syst.get(side) is not None:
+                    variations.append(WeightVariation(f"{name}_{side}",
+                                                      self.expression("systematics", name, side)))
+        return variations
+
+
+def _check_structure(cfg: AnalysisConfig) -> None:
+    """Cross-references the schema cannot see: names that must exist elsewhere."""
+    datasets = cfg.datasets
+    for name, ds in datasets.items():
+        kind = ds["kind"]
+        if kind in ("mc", "data") and not ("files" in ds) ^ ("generator" in ds):
+            raise cfg.error(f"dataset '{name}' needs exactly one of 'files' or 'generator'", "datasets", name)
+        if kind == "mc" and "xsec" not in ds:
+            raise cfg.error(f"MC dataset '{name}' needs 'xsec' (pb)", "datasets", name)
+        if kind == "pseudodata":
+            for other in ds.get("combine", {}) or {}:
+                if other not in datasets:
+                    raise cfg.error(f"unknown dataset '{other}'", "datasets", name, "combine", other)
+            if not ds.get("combine"):
+                raise cfg.error("pseudodata needs 'combine: {dataset: factor}'", "datasets", name)
+    known_objects: set = set()
+    for name, obj in cfg.data.get("objects", {}).items():
+        source = obj["from"]
+        if source in known_objects:
+            pass
+        elif not source[:1].isupper():
+            raise cfg.error(f"'from: {source}' is neither a NanoAOD collection nor an object defined above",
+                            "objects", name, "from")
+        known_objects.add(name)
+    for name, region in cfg.regions.items():
+        for obs in _region_observables(region):
+            if obs not in cfg.observables:
+                raise cfg.error(f"unknown observable '{obs}'", "regions", name,
+                                "observable" if "observable" in region else "observables")
+    for name, obs in cfg.observables.items():
+        low, high = obs["range"]
+        if not high > low:
+            raise cfg.error("range must be [low, high] with high > low", "observables", name, "range")
+    for name, syst in cfg.systematics.items():
+        for ds in syst.get("datasets", []):
+            if ds not in datasets:
+                raise cfg.error(f"unknown dataset '{ds}'", "systematics", name, "datasets")
+        kind = syst["type"]
+        for side in ("up", "down"):
+            value = syst.get(side)
+            if value is None:
+                continue
+            ok = {"weight": isinstance(value, str), "normalization": isinstance(value, (int, float)),
+                  "shape": isinstance(value, dict)}[kind]
+            if not ok:
+                expected = {"weight": "an expression (string)", "normalization": "a number (e.g. 0.03)",
+                            "shape": "a mapping like {Jet.pt: 'Jet.pt * 1.03'}"}[kind]
+                raise cfg.error(f"a {kind} systematic's '{side}' must be {expected}", "systematics", name, side)
+        if kind != "normalization" and syst.get("up") is None and "up_dataset" not in syst:
+            raise cfg.error("a systematic needs 'up' (or 'up_dataset')", "systematics", name)
+    model = cfg.data.get("model")
+    if model:
+        if model["data"] not in datasets:
+            raise cfg.error(f"unknown dataset '{model['data']}'", "model", "data")
+        for sample, spec in model["samples"].items():
+            for ds in spec["datasets"]:
+                if ds not in datasets:
+                    raise cfg.error(f"unknown dataset '{ds}'", "model", "samples", sample, "datasets")
+        for region in model.get("regions", {}):
+            if region not in cfg.regions:
+                raise cfg.error(f"unknown region '{region}'", "model", "regions", region)
+        if model["poi"] not in model.get("norm_factors", {}):
+            raise cfg.error(f"the POI '{model['poi']}' must be one of model.norm_factors", "model", "poi")
+
+
+def _region_observables(region: dict) -> list:
+    if "observables" in region:
+        return list(region["observables"])
+    return [region["observable"]] if "observable" in region else []
+
+
+def region_observables(region: dict) -> list:
+    """Observable names histogrammed in a region (``observable:`` or ``observables:``)."""
+    return _region_observables(region)
+
+
+def _compile_all(cfg: AnalysisConfig) -> None:
+    plugins = cfg.plugin_functions()
+    for path in cfg.expression_paths():
+        node: Any = cfg.data
+        for key in path:
+            node = node[key]
+        if not isinstance(node, str):
+            raise cfg.error("expected an expression (a string)", *path)
+        try:
+            cfg._compiled[path] = expressions.compile_expression(node, plugins=plugins)
+        except expressions.ExpressionError as err:
+            raise cfg.error(f"bad expression: {err}", *path) from None
+    for name, syst in cfg.systematics.items():
+        if syst["type"] != "shape":
+            continue
+        for side in ("up", "down"):
+            for target in (syst.get(side) or {}):
+                if target.count(".") != 1 or not target.split(".")[0][:1].isupper():
+                    raise cfg.error(f"shape override target '{target}' must be Collection.field",
+                                    "systematics", name, side, target)
+
+
+def check_names(cfg: AnalysisConfig, raw_roots: set) -> None:
+    """Every name an expression reads must be a raw branch/collection or a defined object.
+
+    ``raw_roots``: the top-level names the input files provide (``Jet``, ``nJet``, ``MET``...).
+    """
+    objects = list(cfg.data.get("objects", {}))
+    for path, compiled in cfg._compiled.items():
+        known = set(raw_roots)
+        if path[0] != "skim":
+            known |= set(objects)
+        if path[0] == "objects":
+            known = set(raw_roots) | set(objects[:objects.index(path[1])])
+        unknown = sorted(compiled.names - known)
+        if unknown:
+            raise cfg.error(f"unknown name '{unknown[0]}' in expression {compiled.text!r}"
+                            " (not a branch of the input files nor an object defined before it)", *path)
+
+
+_CACHE: dict = {}
+
+
+def load_config(path: str | os.PathLike) -> AnalysisConfig:
+    """Load, merge (``extends:``), validate and compile a config; raises ConfigError.
+
+    Cached by the modification times of every file in the ``extends:`` chain.
+
+    >>> cfg = load_config("configs/demo.yaml")                     # doctest: +SKIP
+    >>> cfg.expression("regions", "4j1b", "cut").names             # doctest: +SKIP
+    frozenset({'bjets'})
+    """
+    path = Path(path)
+    key = str(path.resolve())
+    cached = _CACHE.get(key)
+    if cached is not None:
+        stamps, cfg = cached
+        try:
+            if stamps == tuple(os.stat(f).st_mtime_ns for f in cfg.files):
+                return cfg
+        except OSError:
+            pass
+    if not path.exists():
+        raise ConfigError("config file not found", file=str(path))
+    data, locations, files = load_with_extends(path)
+    validate(data, locations, str(path))
+    cfg = AnalysisConfig(path=path, data=data, locations=locations, files=files)
+    for alias, spec in data.get("plugins", {}).items():
+        try:
+            cfg.plugins[alias] = load_plugin(alias, spec, cfg.file_of("plugins", alias).parent)
+        except Exception as err:  # a broken plugin is a config problem to the user
+            raise cfg.error(f"cannot load plugin: {err}", "plugins", alias) from None
+    _compile_all(cfg)
+    _check_structure(cfg)
+    _CACHE[key] = (tuple(os.stat(f).st_mtime_ns for f in files), cfg)
+    return cfg

@@ -1,0 +1,160 @@
+"""JSON schema of an analysis config, and its validation into located ConfigErrors.
+
+The schema is the config reference in machine form; ``docs/config-reference.md``
+describes each key for people. Unknown keys are errors: a typo must never be ignored.
+"""
+
+from __future__ import annotations
+
+import jsonschema
+
+from analysis.config.errors import ConfigError
+
+_NAME = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}
+_EXPR = {"type": "string", "minLength": 1}
+_NUMBER = {"type": "number"}
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+
+
+def _obj(properties: dict, required: tuple = (), **extra) -> dict:
+    return {"type": "object", "properties": properties, "required": list(required),
+            "additionalProperties": False, **extra}
+
+
+GENERATOR = _obj({
+    "process": {"type": "string"},
+    "events": {"type": "integer", "minimum": 1},
+    "seed": {"type": "integer"},
+    "params": {"type": "object"},
+    "mixture": {"type": "boolean", "description": "pseudo-collision data drawn from the MC datasets"},
+})
+
+DATASET = _obj({
+    "kind": {"enum": ["mc", "data", "pseudodata"]},
+    "files": _STRINGS,
+    "generator": GENERATOR,
+    "xsec": _NUMBER,
+    "label": {"type": "string"},
+    "color": {"type": "string"},
+    "combine": {"type": "object", "additionalProperties": _NUMBER,
+                "description": "pseudodata: dataset name -> factor"},
+    "tree": {"type": "string"},
+    "format": {"enum": ["root", "parquet"]},
+}, required=("kind",))
+
+OBSERVABLE = _obj({
+    "expr": _EXPR,
+    "bins": {"type": "integer", "minimum": 1},
+    "range": {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2},
+    "label": {"type": "string"},
+}, required=("expr", "bins", "range"))
+
+REGION = _obj({
+    "cut": _EXPR,
+    "observable": {"type": "string"},
+    "observables": _STRINGS,
+    "label": {"type": "string"},
+}, required=("cut",))
+
+SYSTEMATIC = _obj({
+    "type": {"enum": ["weight", "shape", "normalization"]},
+    "up": {},
+    "down": {},
+    "datasets": _STRINGS,
+    "samples": _STRINGS,
+    "symmetrize": {"type": "boolean"},
+    "up_dataset": {"type": "string"},
+    "down_dataset": {"type": "string"},
+    "label": {"type": "string"},
+}, required=("type",))
+
+MODEL = _obj({
+    "poi": {"type": "string"},
+    "data": {"type": "string"},
+    "regions": {"type": "object", "additionalProperties": _obj({"name": {"type": "string"}})},
+    "rebin": _obj({"low": _NUMBER, "high": _NUMBER, "merge": {"type": "integer", "minimum": 1}}),
+    "samples": {"type": "object", "additionalProperties": _obj({
+        "datasets": _STRINGS, "label": {"type": "string"}, "color": {"type": "string"}},
+        required=("datasets",))},
+    "norm_factors": {"type": "object", "additionalProperties": _obj({
+        "samples": _STRINGS, "nominal": _NUMBER,
+        "bounds": {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2}},
+        required=("samples",))},
+}, required=("poi", "data", "samples"))
+
+SCHEMA = _obj({
+    "name": _NAME,
+    "description": {"type": "string"},
+    "plugins": {"type": "object", "additionalProperties": {"type": "string"},
+                "description": "alias -> python file (relative to the config) or module name"},
+    "tree": {"type": "string"},
+    "lumi": _NUMBER,
+    "event_weight": _EXPR,
+    "demo": _obj({
+        "seed": {"type": "integer"},
+        "events": {"type": "integer", "minimum": 1},
+        "ttbar_norm": _NUMBER,
+        "inject": {"type": "object", "additionalProperties": _NUMBER},
+        "chunk_size": {"type": "integer", "minimum": 1},
+    }),
+    "datasets": {"type": "object", "minProperties": 1, "additionalProperties": DATASET},
+    "skim": _obj({
+        "preselection": _EXPR,
+        "chunk_size": {"type": "integer", "minimum": 1},
+        "keep": _STRINGS,
+    }),
+    "objects": {"type": "object", "additionalProperties": _obj({
+        "from": {"type": "string"}, "where": _EXPR}, required=("from",))},
+    "selection": {"type": "array", "items": _obj({"name": _NAME, "cut": _EXPR}, required=("name", "cut"))},
+    "regions": {"type": "object", "minProperties": 1, "additionalProperties": REGION},
+    "observables": {"type": "object", "additionalProperties": OBSERVABLE},
+    "systematics": {"type": "object", "additionalProperties": SYSTEMATIC},
+    "select": _obj({"chunk_size": {"type": "integer", "minimum": 1}}),
+    "model": MODEL,
+    "fit": _obj({
+        "strategy": {"type": ["integer", "null"], "enum": [0, 1, 2, None]},
+        "tolerance": {"type": ["number", "null"]},
+        "minos": _STRINGS,
+        "asimov": {"type": "boolean"},
+    }),
+    "plots": _obj({
+        "title": {"type": "string"},
+        "log_y": {"type": "boolean"},
+        "cms_label": {"type": "string"},
+        "formats": _STRINGS,
+    }),
+}, required=("name", "datasets", "regions"))
+
+
+def validate(data: dict, locations: dict, file: str) -> None:
+    """Raise a ConfigError naming key and line for the first schema violation.
+
+    >>> validate({"name": "x", "datasets": {}, "regions": {}}, {}, "c.yaml")  # doctest: +SKIP
+    """
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), e.validator != "additionalProperties",
+                                                                         list(map(str, e.absolute_path))))
+    if not errors:
+        return
+    error = errors[0]
+    path = tuple(error.absolute_path)
+    message = error.message
+    if error.validator == "additionalProperties":
+        unknown = [k for k in error.instance if k not in error.schema.get("properties", {})]
+        if unknown:
+            path = path + (unknown[0],)
+            allowed = ", ".join(sorted(error.schema.get("properties", {})))
+            message = f"unknown key '{unknown[0]}' (allowed here: {allowed})"
+    elif error.validator == "required":
+        message = error.message.replace("is a required property", "is required here")
+    raise located_error(message, path, locations, file)
+
+
+def located_error(message: str, path: tuple, locations: dict, file: str) -> ConfigError:
+    """A ConfigError for ``path``, using the closest recorded location (the key or a parent)."""
+    probe = tuple(path)
+    while probe and probe not in locations:
+        probe = probe[:-1]
+    where_file, line = locations.get(probe, (file, None))
+    key = ".".join(str(p) for p in path) or None
+    return ConfigError(message, file=where_file, key=key, line=line)

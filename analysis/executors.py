@@ -1,0 +1,66 @@
+"""Where the event loop runs: coffea's iterative, futures and Dask executors.
+
+The choice is result-neutral: it never enters a content address. A Dask cluster is
+either reached at ``--scheduler ADDRESS`` or started locally once per process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+
+EXECUTORS = ("iterative", "futures", "dask")
+_LOCAL_CLUSTERS: dict = {}
+
+
+def dask_client(workers: int, scheduler: str | None = None):
+    """A ``distributed.Client``: to ``scheduler`` if given, else to a local cluster.
+
+    >>> client = dask_client(2)                 # doctest: +SKIP
+    >>> len(client.scheduler_info()["workers"])  # doctest: +SKIP
+    2
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        key = ("remote", scheduler)
+        if key not in _LOCAL_CLUSTERS:
+            _LOCAL_CLUSTERS[key] = (None, Client(scheduler, timeout="30s"))
+        return _LOCAL_CLUSTERS[key][1]
+    key = ("local", workers)
+    if key not in _LOCAL_CLUSTERS:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=40)
+        _LOCAL_CLUSTERS[key] = (cluster, Client(cluster))
+    return _LOCAL_CLUSTERS[key][1]
+
+
+@atexit.register
+def _close_clusters() -> None:
+    for cluster, client in _LOCAL_CLUSTERS.values():
+        try:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        except Exception:
+            pass
+    _LOCAL_CLUSTERS.clear()
+
+
+def make_executor(name: str, workers: int = 1, scheduler: str | None = None, progress: bool | None = None):
+    """A coffea executor by name.
+
+    >>> make_executor("futures", workers=2)     # doctest: +SKIP
+    FuturesExecutor(...)
+    """
+    from coffea import processor
+
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if name == "iterative":
+        return processor.IterativeExecutor(status=progress)
+    if name == "futures":
+        return processor.FuturesExecutor(workers=max(1, workers), status=progress)
+    if name == "dask":
+        return processor.DaskExecutor(client=dask_client(max(1, workers), scheduler), status=progress)
+    raise ValueError(f"unknown executor '{name}' (choose from {', '.join(EXECUTORS)})")

@@ -1,0 +1,125 @@
+"""Fill, scale, merge and serialize histograms (hist + uhi.io JSON; never pickles).
+
+A dataset's histograms are ``{region: Hist}`` with a ``variation`` category axis and the
+region's observable axis (named after the observable). On disk they are one
+``histograms.json`` in the community ``uhi.io.json`` format, readable by any
+UHI-compatible tool: ``hist.Hist(json.load(f, object_hook=uhi.io.json.object_hook)[name])``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+NOMINAL = "nominal"
+
+
+def empty_histogram(observable: str, spec: dict):
+    """A Weight-storage Hist with a growing ``variation`` axis and the observable axis.
+
+    >>> h = empty_histogram("ht", {"bins": 25, "range": [50, 550], "label": "H_T [GeV]"})
+    >>> h.axes.name
+    ('variation', 'ht')
+    """
+    import hist
+
+    low, high = spec["range"]
+    return hist.Hist(
+        hist.axis.StrCategory([], name="variation", label="variation", growth=True),
+        hist.axis.Regular(spec["bins"], low, high, name=observable, label=spec.get("label", observable)),
+        storage=hist.storage.Weight(),
+    )
+
+
+def fill_from_table(table, regions: dict, observables: dict, scale: float = 1.0) -> dict:
+    """Fill ``{region/observable: Hist}`` from a Select table (a pyarrow Table).
+
+    The table has one row per selected event and variation: columns ``variation``,
+    ``region``, ``obs_<name>`` and ``w_<weight variation>``. Shape variations fill their
+    own name with the nominal weight; weight variations fill ``w_<name>`` of nominal rows.
+    """
+    import numpy as np
+
+    out = {}
+    variations = table.column("variation").to_numpy(zero_copy_only=False)
+    region_col = table.column("region").to_numpy(zero_copy_only=False)
+    weight_columns = [c for c in table.column_names if c.startswith("w_")]
+    for region, observable_names in regions.items():
+        in_region = region_col == region
+        for obs in observable_names:
+            h = empty_histogram(obs, observables[obs])
+            values = table.column(f"obs_{obs}").to_numpy(zero_copy_only=False)
+            for variation in _unique(variations[in_region]):
+                rows = in_region & (variations == variation)
+                weights = table.column("w_nominal").to_numpy(zero_copy_only=False)[rows] * scale
+                h.fill(variation=variation, **{obs: values[rows]}, weight=weights)
+                if variation != NOMINAL:
+                    continue
+                for column in weight_columns:
+                    if column == "w_nominal":
+                        continue
+                    w = table.column(column).to_numpy(zero_copy_only=False)[rows] * scale
+                    if np.all(np.isnan(w)):
+                        continue
+                    h.fill(variation=column[2:], **{obs: values[rows]}, weight=w)
+            if NOMINAL not in h.axes["variation"]:
+                h.fill(variation=NOMINAL, **{obs: np.array([])}, weight=np.array([]))
+            out[histogram_name(region, obs)] = h
+    return out
+
+
+def _unique(values) -> list:
+    """Unique values with nominal first, then sorted (a stable histogram layout)."""
+    found = sorted(set(values.tolist()))
+    return ([NOMINAL] if NOMINAL in found else []) + [v for v in found if v != NOMINAL]
+
+
+def histogram_name(region: str, observable: str) -> str:
+    return f"{region}/{observable}"
+
+
+def dump(histograms: dict, path: Path) -> None:
+    """Write ``{name: Hist}`` (names may be nested as ``dataset/region/observable``) atomically."""
+    import uhi.io.json
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(histograms, default=uhi.io.json.default, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def load(path: Path) -> dict:
+    """Read a file written by :func:`dump` back into ``{name: hist.Hist}``."""
+    import hist
+    import uhi.io.json
+
+    raw = json.loads(Path(path).read_text(), object_hook=uhi.io.json.object_hook)
+    return {name: hist.Hist(value) for name, value in raw.items()}
+
+
+def nominal_only(h):
+    """A copy of ``h`` that keeps only the ``nominal`` variation."""
+    import hist
+
+    out = hist.Hist(hist.axis.StrCategory([NOMINAL], name="variation", label="variation", growth=True),
+                    h.axes[1], storage=hist.storage.Weight())
+    out.view(flow=True)[0] = h[{"variation": NOMINAL}].view(flow=True)
+    return out
+
+
+def pseudodata(merged: dict, name: str, combine: dict) -> dict:
+    """Pseudo-data ``name`` = sum of factor x nominal of other datasets, per histogram.
+
+    >>> pseudodata(merged, "pseudodata", {"ttbar": 1.0, "wjets": 1.0})   # doctest: +SKIP
+    {'pseudodata/4j1b/ht': Hist(...), ...}
+    """
+    out = {}
+    first = next(iter(combine))
+    for hist_name in [n for n in merged if n.startswith(first + "/")]:
+        suffix = hist_name[len(first) + 1:]
+        total = None
+        for dataset, factor in combine.items():
+            part = nominal_only(merged[f"{dataset}/{suffix}"]) * float(factor)
+            total = part if total is None else total + part
+        out[f"{name}/{suffix}"] = total
+    return out

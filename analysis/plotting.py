@@ -1,0 +1,140 @@
+"""Fit plots as PNG files: pre-/post-fit distributions, pulls, correlations.
+
+The figures are cabinetry's (``cabinetry.visualize``), drawn from the pyhf workspace and
+a :class:`analysis.fitting.FitResult`; this module only picks the data, names the files
+predictably and writes PNGs (cabinetry itself writes PDFs under fixed names). Figures
+are drawn with matplotlib's Agg backend and closed; global matplotlib settings are
+restored afterwards (cabinetry changes the style).
+
+File names: ``{channel}_prefit.png`` / ``{channel}_postfit.png`` (channel name with
+characters other than letters, digits, ``_+-`` replaced by ``-``: "4j1b CR" ->
+``4j1b-CR_prefit.png``), ``pulls.png``, ``correlation_matrix.png``.
+
+>>> plot_prefit_postfit(ws, result, "plots/")     # doctest: +SKIP
+[PosixPath('plots/4j1b-CR_prefit.png'), PosixPath('plots/4j1b-CR_postfit.png'), ...]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from analysis.fitting import FitResult, pulls
+
+DPI = 120
+
+
+def plot_prefit_postfit(workspace: Mapping, fit_result: FitResult, outdir: str | Path, *,
+                        config: Mapping | None = None, labels: Mapping[str, str] | None = None,
+                        colors: Mapping[str, str] | None = None) -> list[Path]:
+    """Per channel: stacked pre-fit and post-fit prediction, data, ratio panel and band.
+
+    The data is the one that was fitted (Asimov data if ``fit_result.asimov``). Optional:
+    ``config`` (the cabinetry config of :func:`analysis.statmodel.cabinetry_config`, for
+    real bin edges and the axis title), ``labels``/``colors`` (sample name -> legend
+    label / matplotlib colour; colours must cover every sample).
+
+    >>> [p.name for p in plot_prefit_postfit(ws, result, "plots")][:2]   # doctest: +SKIP
+    ['4j1b-CR_prefit.png', '4j1b-CR_postfit.png']
+    """
+    with _agg():
+        import cabinetry
+
+        outdir = _outdir(outdir)
+        model, data = cabinetry.model_utils.model_and_data(dict(workspace), asimov=fit_result.asimov)
+        if list(fit_result.labels) != list(model.config.par_names):
+            raise ValueError("the fit result's parameters do not match the workspace's model")
+        predictions = [
+            ("prefit", cabinetry.model_utils.prediction(model)),
+            ("postfit", cabinetry.model_utils.prediction(model, fit_results=fit_result.to_cabinetry())),
+        ]
+        figures: dict[str, list] = {}
+        for tag, prediction in predictions:
+            for entry in cabinetry.visualize.data_mc(
+                    prediction, data, config=dict(config) if config else None, colors=dict(colors) if colors else None,
+                    save_figure=False, close_figure=False) or []:
+                figures.setdefault(entry["region"], []).append((tag, entry["figure"]))
+        written = []
+        for channel in model.config.channels:                 # pyhf order (sorted)
+            for tag, figure in figures.get(channel, []):
+                if labels:
+                    _relabel(figure, labels)
+                written.append(_save(figure, outdir / f"{_safe(channel)}_{tag}.png"))
+        return written
+
+
+def plot_pulls(fit_result: FitResult, outdir: str | Path) -> list[Path]:
+    """Pull plot of the constrained nuisance parameters (those of :func:`fitting.pulls`).
+
+    >>> plot_pulls(result, "plots")      # doctest: +SKIP
+    [PosixPath('plots/pulls.png')]
+    """
+    with _agg():
+        import cabinetry
+
+        outdir = _outdir(outdir)
+        shown = {name for name, _, _ in pulls(fit_result)}
+        if not shown:
+            return []
+        exclude = [name for name in fit_result.labels if name not in shown]
+        figure = cabinetry.visualize.pulls(fit_result.to_cabinetry(), exclude=exclude,
+                                           save_figure=False, close_figure=False)
+        return [_save(figure, outdir / "pulls.png")]
+
+
+def plot_correlation(fit_result: FitResult, outdir: str | Path, *, pruning_threshold: float = 0.0) -> list[Path]:
+    """Correlation matrix of the fitted parameters (fixed ones left out).
+
+    ``pruning_threshold``: drop parameters whose correlations with all others are smaller.
+
+    >>> plot_correlation(result, "plots")      # doctest: +SKIP
+    [PosixPath('plots/correlation_matrix.png')]
+    """
+    with _agg():
+        import cabinetry
+
+        outdir = _outdir(outdir)
+        figure = cabinetry.visualize.correlation_matrix(
+            fit_result.to_cabinetry(), pruning_threshold=pruning_threshold,
+            save_figure=False, close_figure=False)
+        return [_save(figure, outdir / "correlation_matrix.png")]
+
+
+# ---- helpers ------------------------------------------------------------------------
+@contextlib.contextmanager
+def _agg() -> Iterator[None]:
+    """Agg backend, and matplotlib's global settings restored afterwards."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    with matplotlib.rc_context():
+        yield
+
+
+def _outdir(outdir: str | Path) -> Path:
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    return outdir
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_+-]", "-", name)
+
+
+def _relabel(figure, labels: Mapping[str, str]) -> None:
+    for ax in figure.axes:
+        legend = ax.get_legend()
+        for text in legend.get_texts() if legend else []:
+            text.set_text(labels.get(text.get_text(), text.get_text()))
+
+
+def _save(figure, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    try:
+        figure.savefig(path, dpi=DPI)
+    finally:
+        plt.close(figure)
+    return path

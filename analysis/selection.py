@@ -1,0 +1,220 @@
+"""Objects, event selection, regions, observables and every variation, for one chunk.
+
+A chunk is read once; every shape variation (e.g. jet energy scale) rebuilds objects
+and selection from the varied inputs, and every weight variation (e.g. b-tag) is a
+factor on the selected events of the nominal pass. The result is a small table of
+selected events per (variation, region) plus a cutflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from analysis.plugins import load_plugin
+
+NOMINAL = "nominal"
+
+
+@dataclass(frozen=True)
+class SelectionPlan:
+    """Everything ``select_events`` needs, as plain picklable data (ships to workers)."""
+    objects: tuple          # ((name, source, where_text | None), ...)
+    steps: tuple            # ((name, cut_text), ...)
+    regions: tuple          # ((name, cut_text, (observable, ...)), ...)
+    observables: tuple      # ((name, expr_text), ...)
+    event_weight: str | None
+    shape_variations: tuple  # ((name, ((target, expr_text), ...)), ...)
+    weight_variations: tuple  # ((name, expr_text), ...)
+    plugins: tuple = ()     # ((alias, source_path), ...)
+    is_mc: bool = True
+
+    @property
+    def observable_names(self) -> tuple:
+        return tuple(name for name, _ in self.observables)
+
+    @property
+    def weight_names(self) -> tuple:
+        return (NOMINAL,) + tuple(name for name, _ in self.weight_variations)
+
+
+def plan_from_config(cfg, dataset: str) -> SelectionPlan:
+    """The SelectionPlan of ``dataset`` in an AnalysisConfig."""
+    from analysis.config.model import region_observables
+
+    is_mc = cfg.datasets[dataset]["kind"] == "mc"
+    return SelectionPlan(
+        objects=tuple((name, obj["from"], obj.get("where")) for name, obj in cfg.data.get("objects", {}).items()),
+        steps=tuple((step["name"], step["cut"]) for step in cfg.data.get("selection", [])),
+        regions=tuple((name, region["cut"], tuple(region_observables(region)))
+                      for name, region in cfg.regions.items()),
+        observables=tuple((name, obs["expr"]) for name, obs in cfg.observables.items()),
+        event_weight=cfg.data.get("event_weight") if is_mc else None,
+        shape_variations=tuple((v.name, tuple((t, e.text) for t, e in v.overrides.items()))
+                               for v in cfg.shape_variations(dataset)),
+        weight_variations=tuple((v.name, v.factor.text) for v in cfg.weight_variations(dataset)),
+        plugins=tuple((alias, plugin.source_path) for alias, plugin in cfg.plugins.items()),
+        is_mc=is_mc,
+    )
+
+
+class Namespace(Mapping):
+    """Names visible to expressions: raw collections from ``events``, then defined objects.
+
+    Values are computed on first use and cached, and an optional event mask is applied
+    lazily, so unused collections are never read.
+    """
+
+    def __init__(self, events, values: dict | None = None, mask=None, parent: "Namespace | None" = None):
+        self._events = events
+        self._values = dict(values or {})
+        self._mask = mask
+        self._parent = parent
+
+    def __getitem__(self, name):
+        if name in self._values:
+            return self._values[name]
+        if self._parent is not None:
+            value = self._parent[name][self._mask]
+        else:
+            try:
+                value = self._events[name]
+            except (KeyError, AttributeError, ValueError) as err:
+                raise KeyError(name) from err
+        self._values[name] = value
+        return value
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+    def define(self, name, value) -> None:
+        self._values[name] = value
+
+    def masked(self, mask) -> "Namespace":
+        return Namespace(None, mask=mask, parent=self)
+
+
+@dataclass
+class ChunkResult:
+    """Selected events of one chunk: columns per (variation, region), and a cutflow."""
+    groups: dict = field(default_factory=dict)        # (variation, region) -> {column: ndarray}
+    cutflow_events: dict = field(default_factory=dict)
+    cutflow_weights: dict = field(default_factory=dict)
+
+
+def _compile(plan: SelectionPlan):
+    """Compile a plan's expressions once per process (workers included)."""
+    from analysis import expr
+
+    key = hash(plan)
+    cached = _COMPILED.get(key)
+    if cached is not None and cached[0] == plan:
+        return cached[1]
+    functions = {}
+    from pathlib import Path
+    for alias, source in plan.plugins:
+        functions.update(load_plugin(alias, source, Path(".")).functions())
+
+    def c(text):
+        return expr.compile_expression(text, plugins=functions) if text else None
+
+    compiled = {
+        "objects": [(name, source, c(where)) for name, source, where in plan.objects],
+        "steps": [(name, c(cut)) for name, cut in plan.steps],
+        "regions": [(name, c(cut), observables) for name, cut, observables in plan.regions],
+        "observables": {name: c(text) for name, text in plan.observables},
+        "event_weight": c(plan.event_weight),
+        "shape": [(name, [(t, c(e)) for t, e in overrides]) for name, overrides in plan.shape_variations],
+        "weights": [(name, c(text)) for name, text in plan.weight_variations],
+    }
+    _COMPILED[key] = (plan, compiled)
+    return compiled
+
+
+_COMPILED: dict = {}
+
+
+def _as_numpy(values, dtype="float64"):
+    import awkward as ak
+    import numpy as np
+
+    array = ak.to_numpy(ak.fill_none(values, np.nan)) if isinstance(values, ak.Array) else np.asarray(values)
+    return np.asarray(array, dtype=dtype)
+
+
+def _apply_overrides(events, overrides) -> Namespace:
+    """A namespace where ``Collection.field`` inputs are replaced by varied values."""
+    import awkward as ak
+
+    namespace = Namespace(events)
+    for target, expression in overrides:
+        collection, attr = target.split(".")
+        varied = expression.evaluate(namespace)
+        namespace.define(collection, ak.with_field(namespace[collection], varied, attr))
+    return namespace
+
+
+def select_events(events, plan: SelectionPlan) -> ChunkResult:
+    """Run objects, selection, regions, observables and variations over one chunk.
+
+    ``events``: a coffea NanoEvents array (or any mapping-like record of collections).
+
+    >>> result = select_events(events, plan)                   # doctest: +SKIP
+    >>> sorted(result.groups)[:2]                               # doctest: +SKIP
+    [('jes_up', '4j1b'), ('jes_up', '4j2b')]
+    """
+    import numpy as np
+
+    compiled = _compile(plan)
+    result = ChunkResult()
+    n_events = len(events)
+    for variation, overrides in compiled["shape"]:
+        namespace = _apply_overrides(events, overrides)
+        for name, source, where in compiled["objects"]:
+            collection = namespace[source]
+            namespace.define(name, collection[where.evaluate(namespace)] if where is not None else collection)
+        is_nominal = variation == NOMINAL
+        weight = (_as_numpy(compiled["event_weight"].evaluate(namespace)) * np.ones(n_events)
+                  if compiled["event_weight"] is not None else np.ones(n_events))
+        mask = np.ones(n_events, dtype=bool)
+        if is_nominal:
+            _count(result, "preselected", mask, weight)
+        for step, cut in compiled["steps"]:
+            mask &= _as_numpy(cut.evaluate(namespace), dtype=bool)
+            if is_nominal:
+                _count(result, step, mask, weight)
+        selected = namespace.masked(mask)
+        selected_weight = weight[mask]
+        factors = {}
+        if is_nominal:
+            for name, factor in compiled["weights"]:
+                factors[name] = _as_numpy(factor.evaluate(selected)) * np.ones(len(selected_weight))
+        for region, cut, observables in compiled["regions"]:
+            in_region = _as_numpy(cut.evaluate(selected), dtype=bool)
+            if is_nominal:
+                _count(result, region, _scatter(mask, in_region), weight)
+            region_ns = selected.masked(in_region)
+            columns = {f"obs_{obs}": _as_numpy(compiled["observables"][obs].evaluate(region_ns))
+                       for obs in observables}
+            w = selected_weight[in_region]
+            columns[f"w_{NOMINAL}"] = w
+            for name, factor in factors.items():
+                columns[f"w_{name}"] = w * factor[in_region]
+            result.groups[(variation, region)] = columns
+    return result
+
+
+def _scatter(outer_mask, inner_mask):
+    import numpy as np
+
+    full = np.zeros(len(outer_mask), dtype=bool)
+    full[np.flatnonzero(outer_mask)[inner_mask]] = True
+    return full
+
+
+def _count(result: ChunkResult, step: str, mask, weight) -> None:
+    result.cutflow_events[step] = result.cutflow_events.get(step, 0) + int(mask.sum())
+    result.cutflow_weights[step] = result.cutflow_weights.get(step, 0.0) + float(weight[mask].sum())

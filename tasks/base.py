@@ -1,0 +1,178 @@
+"""The base of every Heirloom task: a config parameter, a content address, atomic commits.
+
+A task subclass says what it reads (``config_excerpt``), which library modules and
+parameters decide its result (``code_modules``, ``key_params``), what it needs
+(``requires``) and how it produces its files (``produce``). The base turns that into a
+key, an output folder in the store that appears atomically, a provenance record and a
+line in the run log. Heavy libraries are imported inside ``produce`` only, so task
+discovery and a no-op rerun stay fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import law
+import luigi
+
+from analysis import __version__ as HEIRLOOM_VERSION
+from analysis import store
+from analysis.config import ConfigError, load_config
+from analysis.fileid import InputFileError, Manifest
+from analysis.provenance import build_record, now
+
+LIBRARY = Path(__file__).resolve().parent.parent / "analysis"
+_MODULE_HASHES: dict = {}
+_MANIFESTS: dict = {}
+
+
+def module_fingerprint(name: str) -> str:
+    """sha256 (short) of a library module's source, e.g. ``"selection"``."""
+    if name not in _MODULE_HASHES:
+        path = LIBRARY / (name.replace(".", "/") + ".py")
+        _MODULE_HASHES[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return _MODULE_HASHES[name]
+
+
+def manifest() -> Manifest:
+    root = store.store_root()
+    if root not in _MANIFESTS:
+        _MANIFESTS[root] = Manifest(root)
+    return _MANIFESTS[root]
+
+
+class ConfigParameter(luigi.Parameter):
+    """Path of an analysis config; a bad config stops ``law run`` with a located message."""
+
+    def parse(self, value):
+        try:
+            load_config(value)
+        except ConfigError as err:
+            print(f"heirloom: config error: {err}", file=sys.stderr)
+            raise SystemExit(2)
+        return value
+
+
+def current_workers() -> int:
+    """The worker count given to ``law run ... --workers N`` (luigi's own option)."""
+    try:
+        return max(1, int(luigi.interface.core().workers))
+    except Exception:
+        return 1
+
+
+class HeirloomTask(law.Task):
+    """Base task: content-addressed output at ``<store>/objects/<Family>/<key>``."""
+
+    config = ConfigParameter(description="analysis config (YAML)")
+    executor = luigi.ChoiceParameter(choices=("iterative", "futures", "dask"), default="iterative",
+                                     significant=False, description="where the event loop runs (result-neutral)")
+    scheduler = luigi.Parameter(default="", significant=False,
+                                description="Dask scheduler address; a local cluster when empty")
+
+    format_version = 1
+    code_modules: tuple = ()
+    exclude_params_req = set()
+
+    # ---- what a subclass describes --------------------------------------------------
+    def key_params(self) -> dict:
+        """Result-relevant parameters besides the config (e.g. dataset, chunk)."""
+        return {}
+
+    def config_excerpt(self) -> dict:
+        """The part of the config this task's result depends on."""
+        return {}
+
+    def plugin_paths(self) -> list:
+        """Config key paths of the expressions this task evaluates (for plugin fingerprints)."""
+        return []
+
+    def raw_inputs(self) -> dict:
+        """Raw files this task reads directly: ``{name: FileIdentity}``."""
+        return {}
+
+    def produce(self, outdir: Path, inputs: dict) -> dict:
+        """Write the outputs into ``outdir``; return extra provenance (e.g. events)."""
+        raise NotImplementedError
+
+    def label(self) -> str:
+        """Human-readable name in ``store/by-name``."""
+        return "__".join(str(v) for v in self.key_params().values()) or "all"
+
+    # ---- machinery ------------------------------------------------------------------
+    @property
+    def cfg(self):
+        return load_config(self.config)
+
+    def input_tasks(self) -> dict:
+        reqs = self.requires()
+        if isinstance(reqs, dict):
+            return reqs
+        if isinstance(reqs, (list, tuple)):
+            return {str(i): r for i, r in enumerate(reqs)}
+        return {"input": reqs} if reqs is not None else {}
+
+    def components(self) -> dict:
+        """The record whose hash is this task's key (cached per task instance)."""
+        cached = getattr(self, "_components", None)
+        if cached is not None:
+            return cached
+        inputs = {name: {"task": task.task_family, "key": task.key()} for name, task in self.input_tasks().items()}
+        inputs.update({name: ident.key() for name, ident in self.raw_inputs().items()})
+        components = {
+            "task": self.task_family,
+            "format": self.format_version,
+            "params": self.key_params(),
+            "config": self.config_excerpt(),
+            "code": {
+                "heirloom": HEIRLOOM_VERSION,
+                "modules": {m: module_fingerprint(m) for m in sorted(self.code_modules)},
+                "plugins": self.cfg.plugins_used(self.plugin_paths()),
+            },
+            "inputs": inputs,
+        }
+        manifest().save()
+        self._components = components
+        return components
+
+    def key(self) -> str:
+        cached = getattr(self, "_key", None)
+        if cached is None:
+            cached = self._key = store.compute_key(self.components())
+        return cached
+
+    def store_entry(self) -> store.Entry:
+        return store.entry(self.task_family, self.key())
+
+    def output(self):
+        return law.LocalDirectoryTarget(str(self.store_entry().path))
+
+    def run(self):
+        started, t0 = now(), time.time()
+        target = self.store_entry()
+        store.clean_stale_staging(target.root)
+        inputs = {name: store.entry(task.task_family, task.key()).path
+                  for name, task in self.input_tasks().items()}
+        with store.staging(target) as stage:
+            extra = self.produce(stage, inputs) or {}
+            events = extra.pop("events", None)
+            record = build_record(
+                key=self.key(), components=self.components(),
+                inputs={name: {"task": t.task_family, "key": t.key()} for name, t in self.input_tasks().items()}
+                | {name: {"file": ident.path, **ident.key()} for name, ident in self.raw_inputs().items()},
+                started=started, outputs=stage, events=events,
+                extra={"analysis": self.cfg.name, "config_file": str(self.config),
+                       "executor": {"name": self.executor, "workers": current_workers(),
+                                    "scheduler": self.scheduler or None}, **extra})
+            (stage / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
+        store.link_by_name(target, self.cfg.name, self.label())
+        store.log_run(target.root, {"task": self.task_family, "label": self.label(), "key": self.key(),
+                                    "analysis": self.cfg.name, "seconds": round(time.time() - t0, 3),
+                                    "finished": now()})
+        self.publish_message(f"{self.task_family}[{self.label()}] done in {time.time() - t0:.1f} s "
+                             f"-> {target.path}")
+

@@ -1,0 +1,113 @@
+"""``heirloom``: explain why tasks would rerun, and show where results are.
+
+    heirloom why Plot --config configs/demo.yaml
+    heirloom show --config configs/demo.yaml
+    heirloom runs [--last N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from analysis import store
+from analysis.config import ConfigError
+from analysis.provenance import diff_components
+
+
+def _task(name: str, config: str, extra: dict):
+    import tasks.inputs
+    import tasks.results
+    import tasks.select
+
+    for module in (tasks.results, tasks.select, tasks.inputs):
+        if hasattr(module, name):
+            return getattr(module, name)(config=config, **extra)
+    raise SystemExit(f"heirloom: unknown task '{name}' (Generate, Skim, Select, Histogram, Histograms, Fit, Plot)")
+
+
+def explain(task, seen: set | None = None, depth: int = 0) -> list[str]:
+    """Lines saying, for ``task`` and what it needs, whether it would run and why."""
+    seen = set() if seen is None else seen
+    ident = (task.task_family, task.label())
+    if ident in seen:
+        return []
+    seen.add(ident)
+    pad = "  " * depth
+    entry = task.store_entry()
+    if entry.exists():
+        return [f"{pad}{task.task_family}[{task.label()}]: up to date ({entry.key[:12]})"]
+    link = store.by_name(entry.root, task.cfg.name, task.task_family, task.label())
+    lines = []
+    if link.exists():
+        old = json.loads((link / "provenance.json").read_text())["components"]
+        reasons = [r for r in diff_components(old, task.components()) if not r.startswith("inputs.")]
+        changed_inputs = [r.split(":")[0] for r in diff_components(old.get("inputs", {}), task.components()["inputs"])]
+        if changed_inputs:
+            reasons.append("inputs changed: " + ", ".join(sorted({c.split(".")[0] for c in changed_inputs})))
+        lines.append(f"{pad}{task.task_family}[{task.label()}]: WOULD RUN; differs from the last run "
+                     f"({old and link.resolve().name[:12]}):")
+        lines += [f"{pad}    {reason}" for reason in reasons] or [f"{pad}    (no component differs: output missing)"]
+    else:
+        lines.append(f"{pad}{task.task_family}[{task.label()}]: WOULD RUN; never ran for this analysis")
+    for child in task.input_tasks().values():
+        lines += explain(child, seen, depth + 1)
+    return lines
+
+
+def show(config: str) -> list[str]:
+    """Where the final outputs of an analysis are, with the fit result."""
+    from tasks.results import Fit, Plot
+
+    lines = []
+    fit, plot = Fit(config=config), Plot(config=config)
+    if fit.store_entry().exists():
+        result = json.loads((fit.store_entry().path / "fit_result.json").read_text())
+        prov = fit.store_entry().provenance()
+        poi = prov.get("poi", {})
+        lines.append(f"fit result : {fit.store_entry().path / 'fit_result.json'}")
+        if poi:
+            lines.append(f"             {poi['name']} = {poi['value']:.4f} +- {poi['uncertainty']:.4f}")
+        del result
+    if plot.store_entry().exists():
+        path = plot.store_entry().path
+        lines.append(f"plots      : {path}")
+        lines += [f"             {p.name}" for p in sorted(path.glob("*.png"))]
+        lines.append(f"cutflow    : {path / 'cutflow.md'}")
+        lines.append((path / "cutflow.md").read_text().rstrip())
+    return lines or ["no results yet: run `law run Plot --config " + config + "`"]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="heirloom", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    why = sub.add_parser("why", help="explain which tasks would run, and why")
+    why.add_argument("task")
+    why.add_argument("--config", required=True)
+    why.add_argument("--dataset")
+    why.add_argument("--chunk", type=int)
+    shw = sub.add_parser("show", help="where the results of an analysis are")
+    shw.add_argument("--config", required=True)
+    runs = sub.add_parser("runs", help="the tasks that ran, newest last")
+    runs.add_argument("--last", type=int, default=20)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "why":
+            extra = {k: v for k, v in (("dataset", args.dataset), ("chunk", args.chunk)) if v is not None}
+            print("\n".join(explain(_task(args.task, args.config, extra))))
+        elif args.command == "show":
+            print("\n".join(show(args.config)))
+        else:
+            for record in store.read_runs()[-args.last:]:
+                print(f"{record['finished']}  {record['task']:<11} {record['label']:<28} "
+                      f"{record['key'][:12]}  {record['seconds']:.1f} s")
+    except ConfigError as err:
+        print(f"heirloom: config error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Generate and Skim: from a generator spec or raw files to small skimmed TTrees."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import luigi
+
+from analysis import datasets as ds
+from analysis.columns import needed_branches
+from analysis.config.model import check_names
+from analysis.fileid import raw_roots
+from tasks.base import HeirloomTask, manifest
+
+GENERATED_FILE = "events.root"
+
+
+class Generate(HeirloomTask):
+    """Make a demo dataset's NanoAOD-like file from its generator spec (deterministic)."""
+
+    dataset = luigi.Parameter(description="dataset name in the config")
+    code_modules = ("generate",)
+
+    def key_params(self):
+        return {"dataset": self.dataset}
+
+    def config_excerpt(self):
+        return {"generator": ds.generator_spec(self.cfg, self.dataset), "tree": self.cfg.tree}
+
+    def requires(self):
+        return {}
+
+    def produce(self, outdir: Path, inputs: dict) -> dict:
+        from analysis import generate
+
+        spec = ds.generator_spec(self.cfg, self.dataset)
+        path = outdir / GENERATED_FILE
+        t0 = time.time()
+        if "mixture" in spec:
+            expected = {v["process"]: v["expected"] for v in spec["mixture"].values()}
+            counts = generate.generate_mixture(path, expected, spec["seed"], chunk_size=spec["chunk_size"],
+                                               params=spec["params"])
+            events = int(sum(counts.values()))
+            extra = {"drawn_per_process": counts}
+        else:
+            events = generate.generate_file(path, spec["process"], spec["events"], spec["seed"],
+                                            chunk_size=spec["chunk_size"], params=spec["params"])
+            extra = {}
+        print(f"Generate[{self.dataset}]: {events} events in {time.time() - t0:.1f} s", flush=True)
+        return {"events": events, **extra}
+
+
+def source_files(task: HeirloomTask, dataset: str) -> list:
+    """Paths of a dataset's input files, generated (in the store) or listed in the config."""
+    cfg = task.cfg
+    if ds.is_generated(cfg, dataset):
+        generate = Generate.req(task, dataset=dataset)
+        return [str(generate.store_entry().path / GENERATED_FILE)]
+    return ds.input_files(cfg, dataset)
+
+
+def dataset_chunks(task: HeirloomTask, dataset: str) -> list:
+    cfg = task.cfg
+    size = int(cfg.section("skim", "chunk_size", default=ds.DEFAULT_CHUNK))
+    if ds.is_generated(cfg, dataset):
+        entries = [ds.generated_entries(ds.generator_spec(cfg, dataset))]
+    else:
+        entries = [manifest().identify(path, cfg.datasets[dataset].get("tree", cfg.tree)).entries
+                   for path in ds.input_files(cfg, dataset)]
+    return ds.chunks(entries, size)
+
+
+def dataset_branches(task: HeirloomTask, dataset: str) -> tuple:
+    """Branch names of a dataset's input (from the first file, or the generator's list)."""
+    cfg = task.cfg
+    if ds.is_generated(cfg, dataset):
+        from analysis.demo_streams import BRANCHES
+
+        return tuple(BRANCHES)
+    first = ds.input_files(cfg, dataset)[0]
+    return manifest().identify(first, cfg.datasets[dataset].get("tree", cfg.tree)).branches
+
+
+class Skim(HeirloomTask):
+    """One chunk of one dataset: loose preselection, only the branches the config reads."""
+
+    dataset = luigi.Parameter(description="dataset name in the config")
+    chunk = luigi.IntParameter(description="chunk index within the dataset")
+    code_modules = ("skim", "columns", "expr")
+
+    def key_params(self):
+        return {"dataset": self.dataset, "chunk": self.chunk}
+
+    def _chunk(self) -> ds.Chunk:
+        return dataset_chunks(self, self.dataset)[self.chunk]
+
+    def _branches(self) -> list:
+        available = dataset_branches(self, self.dataset)
+        check_names(self.cfg, raw_roots(available))
+        return needed_branches(self.cfg, available)
+
+    def config_excerpt(self):
+        cfg = self.cfg
+        chunk = self._chunk()
+        return {"tree": cfg.datasets[self.dataset].get("tree", cfg.tree),
+                "preselection": cfg.section("skim", "preselection"),
+                "branches": self._branches(),
+                "entries": [chunk.start, chunk.stop]}
+
+    def plugin_paths(self):
+        return [("skim", "preselection")] if "preselection" in self.cfg.section("skim", default={}) else []
+
+    def requires(self):
+        if ds.is_generated(self.cfg, self.dataset):
+            return {"generated": Generate.req(self, dataset=self.dataset)}
+        return {}
+
+    def raw_inputs(self):
+        if ds.is_generated(self.cfg, self.dataset):
+            return {}
+        chunk = self._chunk()
+        path = ds.input_files(self.cfg, self.dataset)[chunk.file_index]
+        return {"file": manifest().identify(path, self.cfg.datasets[self.dataset].get("tree", self.cfg.tree))}
+
+    def label(self):
+        return f"{self.dataset}__{self.chunk}"
+
+    def produce(self, outdir: Path, inputs: dict) -> dict:
+        from analysis.skim import skim_chunk
+
+        cfg = self.cfg
+        chunk = self._chunk()
+        source = source_files(self, self.dataset)[chunk.file_index]
+        preselection = cfg.expression("skim", "preselection") if self.plugin_paths() else None
+        t0 = time.time()
+        stats = skim_chunk(source, self.config_excerpt()["tree"], self._branches(), chunk.start, chunk.stop,
+                           preselection, "genWeight", outdir / "skim.root")
+        (outdir / "stats.json").write_text(json.dumps(stats.__dict__, indent=1))
+        rate = stats.events_in / max(time.time() - t0, 1e-6)
+        print(f"Skim[{self.dataset} #{self.chunk}]: {stats.events_in} -> {stats.events_out} events "
+              f"({rate / 1e3:.0f} kHz)", flush=True)
+        return {"events": stats.events_in}

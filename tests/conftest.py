@@ -1,0 +1,74 @@
+"""Shared fixtures: a tiny demo config, stores in temporary folders, law subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+VENV_BIN = Path(sys.executable).parent
+
+
+def requires_shared(*parts):
+    """Skip (with a message) when ../shared/data is absent, as on a user's machine."""
+    path = SHARED.joinpath(*parts)
+    return pytest.mark.skipif(not path.exists(), reason=f"needs {path} (../shared/data is absent here)")
+
+
+def write_config(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+SMALL_DEMO = """
+extends: {demo}
+name: {name}
+demo:
+  seed: {seed}
+  events: 6000
+  inject: {{ttbar: {inject}}}
+lumi: {lumi}
+datasets:
+  ttbar: {{generator: {{process: ttbar, events: 12000}}}}
+  single_top_s_chan: {{generator: {{process: single_top_s_chan, events: 3000}}}}
+  single_top_t_chan: {{generator: {{process: single_top_t_chan, events: 3000}}}}
+  single_top_tW: {{generator: {{process: single_top_tW, events: 3000}}}}
+  wjets: {{generator: {{process: wjets, events: 12000}}}}
+skim:
+  chunk_size: 5000
+"""
+
+
+def small_demo(folder: Path, name="tiny", seed=7, inject=1.0, lumi=3.0, extra="") -> Path:
+    """A fork of configs/demo.yaml small enough for a test (seconds, not minutes)."""
+    text = SMALL_DEMO.format(demo=ROOT / "configs" / "demo.yaml", name=name, seed=seed, inject=inject, lumi=lumi)
+    return write_config(folder, f"{name}.yaml", text + extra)
+
+
+def law_run(task: str, config: Path, store: Path, *args, check=True, timeout=600) -> subprocess.CompletedProcess:
+    """``law run <task> --config <config>`` in a subprocess with its own store."""
+    env = dict(os.environ, HEIRLOOM_STORE=str(store), PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
+    proc = subprocess.run([str(VENV_BIN / "law"), "run", task, "--config", str(config), *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"law run {task} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def runs(store: Path) -> list:
+    path = store / "runs.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def store(tmp_path) -> Path:
+    return tmp_path / "store"
