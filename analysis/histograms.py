@@ -26,7 +26,7 @@ def empty_histogram(observable: str, spec: dict):
 
     low, high = spec["range"]
     return hist.Hist(
-        hist.axis.StrCategory([], name="variation", label="variation", growth=True),
+        hist.axis.StrCategory([NOMINAL], name="variation", label="variation", growth=True),
         hist.axis.Regular(spec["bins"], low, high, name=observable, label=spec.get("label", observable)),
         storage=hist.storage.Weight(),
     )
@@ -63,8 +63,6 @@ def fill_from_table(table, regions: dict, observables: dict, scale: float = 1.0)
                     if np.all(np.isnan(w)):
                         continue
                     h.fill(variation=column[2:], **{obs: values[rows]}, weight=w)
-            if NOMINAL not in h.axes["variation"]:
-                h.fill(variation=NOMINAL, **{obs: np.array([])}, weight=np.array([]))
             out[histogram_name(region, obs)] = h
     return out
 

@@ -106,11 +106,14 @@ def diff_components(old: Any, new: Any, path: str = "") -> list[str]:
             else:
                 lines.extend(diff_components(old[key], new[key], sub))
         return lines
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [line for index, (a, b) in enumerate(zip(old, new))
+                for line in diff_components(a, b, f"{path}[{index}]")]
     if old != new:
         return [f"{path}: {_short(old)} -> {_short(new)}"]
     return []
 
 
-def _short(value: Any, limit: int = 120) -> str:
+def _short(value: Any, limit: int = 240) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
