@@ -9,6 +9,7 @@ from __future__ import annotations
 from analysis.config.model import AnalysisConfig
 
 EVENT_IDS = ("run", "luminosityBlock", "event")
+CANDIDATE_FIELDS = ("pt", "eta", "phi", "mass", "charge")
 
 
 def collection_branches(branches, collection: str) -> list:
@@ -34,19 +35,57 @@ def needed_branches(cfg: AnalysisConfig, branches) -> list:
         source_of[name] = source_of.get(obj["from"], obj["from"])
     keep = {b for b in EVENT_IDS if b in branch_set}
     keep.update(b for b in cfg.section("skim", "keep", default=[]) if b in branch_set)
+    functions = cfg.plugin_functions()
     for compiled in cfg._compiled.values():
+        bare = _bare_reads(compiled.text, functions)
         for field in compiled.fields:
             root, _, attr = field.partition(".")
-            root = source_of.get(root, root)
-            _keep_field(root, attr, branch_set, branches, keep)
+            attrs = [attr] if attr else sorted(bare.get(root) or [""])
+            for attr in attrs:
+                _keep_field(source_of.get(root, root), attr, branch_set, branches, keep)
     for syst in cfg.systematics.values():
         for side in ("up", "down"):
             if isinstance(syst.get(side), dict):
                 for target in syst[side]:
                     root, _, attr = target.partition(".")
                     _keep_field(root, attr, branch_set, branches, keep)
-    ordered = [b for b in branches if b in keep]
-    return ordered
+    # coffea's NanoAOD behaviours build a collection only with its kinematics and charge
+    collections = {b[1:] for b in keep if b.startswith("n") and any(k.startswith(b[1:] + "_") for k in keep)}
+    keep.update(f"{c}_{f}" for c in collections for f in CANDIDATE_FIELDS if f"{c}_{f}" in branch_set)
+    return [b for b in branches if b in keep]
+
+
+def _bare_reads(text: str, functions: dict) -> dict:
+    """For names used bare (not through an attribute), the fields they need.
+
+    ``ak.num(jets)`` needs only the multiplicity (``COUNT``); a plugin function with a
+    ``reads`` attribute (``m_bjj.reads = ("pt", "eta", "phi", "mass")``) needs those
+    fields of the collections passed to it; any other bare use needs every field (None).
+    """
+    import ast
+
+    tree = ast.parse(text.strip(), mode="eval")
+    parents = {id(child): parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
+    needs: dict = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Name) or isinstance(parents.get(id(node)), ast.Attribute):
+            continue
+        parent = parents.get(id(node))
+        fields = None
+        if isinstance(parent, ast.Call) and node in parent.args:
+            callee = ast.unparse(parent.func)
+            if callee == "ak.num":
+                fields = {COUNT}
+            elif callee in functions and getattr(functions[callee], "reads", None) is not None:
+                fields = set(functions[callee].reads) | {COUNT}
+        if node.id in needs and (needs[node.id] is None or fields is None):
+            needs[node.id] = None
+        else:
+            needs[node.id] = (needs.get(node.id) or set()) | fields if fields is not None else None
+    return needs
+
+
+COUNT = "\0count"
 
 
 def _keep_field(root: str, attr: str, branch_set: set, branches: list, keep: set) -> None:
@@ -57,6 +96,12 @@ def _keep_field(root: str, attr: str, branch_set: set, branches: list, keep: set
     if not members:
         if root in branch_set:
             keep.add(root)
+        return
+    if attr == COUNT:
+        if f"n{root}" in branch_set:
+            keep.add(f"n{root}")
+        else:
+            keep.update(members)
         return
     if attr and f"{root}_{attr}" in branch_set:
         keep.add(f"{root}_{attr}")

@@ -57,6 +57,21 @@ class ConfigParameter(luigi.Parameter):
         return value
 
 
+class execution(luigi.Config):  # noqa: N801  (luigi names config sections after the class)
+    """Where the event loops run: ``--executor``, ``--scheduler`` (and luigi's ``--workers``).
+
+    Global options, not task parameters: they are result-neutral, so they never enter a
+    content address, and ``law run`` accepts them for any task. Defaults can also be set
+    in an ``[execution]`` section of law.cfg.
+    """
+
+    use_cmdline_section = False
+    executor = luigi.ChoiceParameter(choices=("iterative", "futures", "dask"), default="iterative",
+                                     description="where the event loop runs: iterative, futures or dask")
+    scheduler = luigi.Parameter(default="", description="Dask scheduler address (tcp://host:port); "
+                                "a local cluster when empty")
+
+
 def current_workers() -> int:
     """The worker count given to ``law run ... --workers N`` (luigi's own option)."""
     try:
@@ -69,10 +84,6 @@ class HeirloomTask(law.Task):
     """Base task: content-addressed output at ``<store>/objects/<Family>/<key>``."""
 
     config = ConfigParameter(description="analysis config (YAML)")
-    executor = luigi.ChoiceParameter(choices=("iterative", "futures", "dask"), default="iterative",
-                                     significant=False, description="where the event loop runs (result-neutral)")
-    scheduler = luigi.Parameter(default="", significant=False,
-                                description="Dask scheduler address; a local cluster when empty")
 
     format_version = 1
     code_modules: tuple = ()
@@ -166,8 +177,8 @@ class HeirloomTask(law.Task):
                 | {name: {"file": ident.path, **ident.key()} for name, ident in self.raw_inputs().items()},
                 started=started, outputs=stage, events=events,
                 extra={"analysis": self.cfg.name, "config_file": str(self.config),
-                       "executor": {"name": self.executor, "workers": current_workers(),
-                                    "scheduler": self.scheduler or None}, **extra})
+                       "executor": {"name": execution().executor, "workers": current_workers(),
+                                    "scheduler": execution().scheduler or None}, **extra})
             (stage / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
         store.link_by_name(target, self.cfg.name, self.label())
         store.log_run(target.root, {"task": self.task_family, "label": self.label(), "key": self.key(),

@@ -140,5 +140,5 @@ class Skim(HeirloomTask):
         (outdir / "stats.json").write_text(json.dumps(stats.__dict__, indent=1))
         rate = stats.events_in / max(time.time() - t0, 1e-6)
         print(f"Skim[{self.dataset} #{self.chunk}]: {stats.events_in} -> {stats.events_out} events "
-              f"({rate / 1e3:.0f} kHz)", flush=True)
+              f"({rate / 1e3:.1f} kHz)", flush=True)
         return {"events": stats.events_in}

@@ -9,7 +9,7 @@ from pathlib import Path
 import luigi
 
 from analysis.config.model import region_observables
-from tasks.base import HeirloomTask, current_workers
+from tasks.base import HeirloomTask, current_workers, execution
 from tasks.inputs import Skim, dataset_chunks
 
 
@@ -66,7 +66,7 @@ class Select(HeirloomTask):
         t0 = time.time()
         n_pre = sum(st["events_out"] for st in stats)
         if files:
-            executor = make_executor(self.executor, current_workers(), self.scheduler or None)
+            executor = make_executor(execution().executor, current_workers(), execution().scheduler or None)
             output = run_selection(files, plan, executor, tree=cfg.tree,
                                    chunksize=int(cfg.section("select", "chunk_size", default=200_000)))
         else:
@@ -82,7 +82,7 @@ class Select(HeirloomTask):
         cutflow["events"].setdefault("preselected", n_pre)
         (outdir / "cutflow.json").write_text(json.dumps(cutflow, indent=1))
         print(f"Select[{self.dataset}]: {n_pre} events in {seconds:.1f} s "
-              f"({n_pre / max(seconds, 1e-6) / 1e3:.0f} kHz, executor={self.executor}, "
+              f"({n_pre / max(seconds, 1e-6) / 1e3:.1f} kHz, executor={execution().executor}, "
               f"workers={current_workers()}), {rows} rows written", flush=True)
         return {"events": n_pre, "events_generated": cutflow["events"]["all"]}
 

@@ -1,0 +1,117 @@
+"""Executors are result-neutral: iterative, futures and Dask (local and a separately
+started scheduler + worker) give the same histograms."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import law_run, small_demo
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def skimmed(tmp_path_factory):
+    """A store where the ttbar and data skims exist, so each executor only runs Select on."""
+    folder = tmp_path_factory.mktemp("executors")
+    config = small_demo(folder, name="exec")
+    store = folder / "store"
+    for dataset in ("ttbar", "data"):
+        law_run("Skim", config, store, "--dataset", dataset, "--chunk", "0")
+        law_run("Skim", config, store, "--dataset", dataset, "--chunk", "1")
+    return config, store
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A real ``dask scheduler`` and ``dask worker`` on 127.0.0.1, started as a user would."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                  "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([str(BIN / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1",
+                               "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        from distributed import Client
+
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for proc in (worker, scheduler):
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def run_with(executor_args, skimmed, tmp_path) -> dict:
+    config, base = skimmed
+    store = tmp_path / "store"
+    shutil.copytree(base, store, symlinks=True)
+    for dataset in ("ttbar", "data"):
+        law_run("Histogram", config, store, "--dataset", dataset, *executor_args)
+    out = {}
+    for dataset in ("ttbar", "data"):
+        folder = store / "by-name" / "exec" / "Histogram" / dataset
+        prov = json.loads((folder / "provenance.json").read_text())
+        select = store / "by-name" / "exec" / "Select" / dataset
+        out[dataset] = {
+            "key": prov["key"],
+            "hists": json.loads((folder / "histograms.json").read_text()),
+            "cutflow": json.loads((select / "cutflow.json").read_text())["events"],
+            "executor": json.loads((select / "provenance.json").read_text())["executor"],
+        }
+    return out
+
+
+def assert_same(a: dict, b: dict) -> None:
+    for dataset in a:
+        assert a[dataset]["key"] == b[dataset]["key"]                 # result-neutral: same address
+        assert a[dataset]["cutflow"] == b[dataset]["cutflow"]         # counts equal
+        for name, h in a[dataset]["hists"].items():
+            other = b[dataset]["hists"][name]
+            assert h["axes"] == other["axes"]
+            for field in ("values", "variances"):
+                np.testing.assert_allclose(other["storage"][field], h["storage"][field], rtol=1e-9, atol=0)
+
+
+@pytest.fixture(scope="module")
+def iterative(skimmed, tmp_path_factory):
+    return run_with(["--executor", "iterative"], skimmed, tmp_path_factory.mktemp("iter"))
+
+
+def test_futures_two_workers_equals_iterative(iterative, skimmed, tmp_path):
+    futures = run_with(["--executor", "futures", "--workers", "2"], skimmed, tmp_path)
+    assert futures["ttbar"]["executor"] == {"name": "futures", "workers": 2, "scheduler": None}
+    assert_same(iterative, futures)
+
+
+def test_local_dask_equals_iterative(iterative, skimmed, tmp_path):
+    dask = run_with(["--executor", "dask"], skimmed, tmp_path)
+    assert dask["ttbar"]["executor"]["name"] == "dask"
+    assert_same(iterative, dask)
+
+
+def test_separate_dask_scheduler_equals_iterative(iterative, skimmed, dask_cluster, tmp_path):
+    t0 = time.time()
+    remote = run_with(["--executor", "dask", "--scheduler", dask_cluster], skimmed, tmp_path)
+    assert remote["ttbar"]["executor"]["scheduler"] == dask_cluster
+    assert_same(iterative, remote)
+    assert time.time() - t0 < 300
