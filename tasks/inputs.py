@@ -11,7 +11,6 @@ import luigi
 from analysis import datasets as ds
 from analysis.columns import needed_branches
 from analysis.config.model import check_names
-from analysis.fileid import raw_roots
 from tasks.base import HeirloomTask, manifest
 
 GENERATED_FILE = "events.root"
@@ -98,7 +97,7 @@ class Skim(HeirloomTask):
 
     def _branches(self) -> list:
         available = dataset_branches(self, self.dataset)
-        check_names(self.cfg, raw_roots(available))
+        check_names(self.cfg, available)
         return needed_branches(self.cfg, available)
 
     def config_excerpt(self):

@@ -265,22 +265,42 @@ def _compile_all(cfg: AnalysisConfig) -> None:
                                     "systematics", name, side, target)
 
 
-def check_names(cfg: AnalysisConfig, raw_roots: set) -> None:
-    """Every name an expression reads must be a raw branch/collection or a defined object.
+#: properties coffea's vector behaviours add to collections (not branches)
+DERIVED_FIELDS = frozenset({"energy", "px", "py", "pz", "p", "p2", "rho", "rho2", "r", "r2", "t", "t2", "x", "y",
+                            "z", "theta", "mt", "mt2", "mass2", "tau", "pvec", "boostvec", "absolute"})
 
-    ``raw_roots``: the top-level names the input files provide (``Jet``, ``nJet``, ``MET``...).
+
+def check_names(cfg: AnalysisConfig, branches) -> None:
+    """Every name and field an expression reads must exist in the input files (or be an
+    object defined before it); errors name the config key and line.
+
+    ``branches``: the branch names of the dataset's input files.
     """
+    from analysis.fileid import raw_roots
+
+    branches = set(branches)
+    roots = raw_roots(branches)
     objects = list(cfg.data.get("objects", {}))
+    source_of: dict = {}
+    for name, obj in cfg.data.get("objects", {}).items():
+        source_of[name] = source_of.get(obj["from"], obj["from"])
     for path, compiled in cfg._compiled.items():
-        known = set(raw_roots)
+        known = set(roots)
         if path[0] != "skim":
             known |= set(objects)
         if path[0] == "objects":
-            known = set(raw_roots) | set(objects[:objects.index(path[1])])
+            known = set(roots) | set(objects[:objects.index(path[1])])
         unknown = sorted(compiled.names - known)
         if unknown:
             raise cfg.error(f"unknown name '{unknown[0]}' in expression {compiled.text!r}"
                             " (not a branch of the input files nor an object defined before it)", *path)
+        for field in sorted(compiled.fields):
+            root, _, attr = field.partition(".")
+            collection = source_of.get(root, root)
+            if attr and f"n{collection}" in branches and f"{collection}_{attr}" not in branches \
+                    and attr not in DERIVED_FIELDS:
+                raise cfg.error(f"'{field}' in expression {compiled.text!r}: the input files have no "
+                                f"branch '{collection}_{attr}'", *path)
 
 
 _CACHE: dict = {}

@@ -1,0 +1,277 @@
+"""Select + Histogram throughput of the demo analysis versus a hand-written baseline.
+
+Setup (not timed): generate ttbar and wjets NanoAOD-like files with
+``analysis.generate.generate_file``, write a fork of ``configs/demo.yaml`` whose datasets
+read those files (``files:``, ``skim: {chunk_size: 250000}``), and run
+``law run Histograms`` once into a fresh store, which makes the skimmed chunks.
+
+Timed, in-process, on the same skim files (``<store>/by-name/<analysis>/Skim/*/skim.root``):
+
+* Heirloom: exactly what the Select and Histogram tasks do (``plan_from_config``,
+  ``run_selection`` with the iterative executor, ``write_selected``, Parquet read back,
+  ``fill_from_table``);
+* baseline: a standalone uproot + awkward + vector + hist function written here, with the
+  same objects, selection, regions, observables and systematics.
+
+The baseline's histograms must equal Heirloom's (asserted), so the comparison is honest.
+Both are timed with and without systematics (``systematics: null`` in a second fork).
+
+    .venv/bin/python benchmarks/throughput.py [--events 1000000] [--repeat 3] [--workdir DIR] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import DEMO, law_run, machine, markdown_table
+
+PROCESSES = ("ttbar", "wjets")
+FORK = """\
+extends: {demo}
+name: {name}
+datasets:
+  ttbar: {{generator: null, files: [{ttbar}]}}
+  wjets: {{generator: null, files: [{wjets}]}}
+  single_top_s_chan: null
+  single_top_t_chan: null
+  single_top_tW: null
+  data: null
+model: null
+fit: null
+plots: null
+skim: {{chunk_size: 250000}}
+"""
+
+
+# ---- setup ----------------------------------------------------------------------------
+def prepare(workdir: Path, events: int) -> dict:
+    """Generate the files (if missing), write the forks, run ``law run Histograms`` once.
+
+    Returns ``{"full": cfg, "nominal": cfg, "chunks": {dataset: [(skim.root, stats)]}}``.
+    """
+    from analysis.config import load_config
+    from analysis.generate import generate_file
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for seed, process in enumerate(PROCESSES, start=1):
+        files[process] = workdir / f"{process}_{events // len(PROCESSES)}.root"
+        if not files[process].exists():
+            print(f"generating {events // len(PROCESSES)} {process} events ...", flush=True)
+            generate_file(files[process], process, events // len(PROCESSES), seed)
+    full = workdir / "bench_throughput.yaml"
+    full.write_text(FORK.format(demo=DEMO, name="bench_throughput", **files))
+    nominal = workdir / "bench_throughput_nominal.yaml"
+    nominal.write_text(f"extends: {full}\nname: bench_throughput_nominal\nsystematics: null\n")
+    store = workdir / "store"
+    print("law run Histograms (skims, selects, histograms) ...", flush=True)
+    seconds = law_run("Histograms", full, store)
+    print(f"  done in {seconds:.1f} s", flush=True)
+    chunks = {}
+    for dataset in PROCESSES:
+        links = sorted((store / "by-name" / "bench_throughput" / "Skim").glob(f"{dataset}__*"),
+                       key=lambda p: int(p.name.rsplit("__", 1)[1]))
+        chunks[dataset] = [(str(p / "skim.root"), json.loads((p / "stats.json").read_text())) for p in links]
+    return {"full": load_config(full), "nominal": load_config(nominal), "chunks": chunks, "store": store,
+            "law_seconds": seconds}
+
+
+# ---- Heirloom: what tasks/select.py does ---------------------------------------------
+def heirloom(cfg, dataset: str, files: list, scale: float, tmp: Path, timings: dict | None = None) -> dict:
+    """Select (iterative executor) + Parquet table + Histogram fill for one dataset."""
+    import pyarrow.parquet as pq
+
+    from analysis.config.model import region_observables
+    from analysis.executors import make_executor
+    from analysis.histograms import fill_from_table
+    from analysis.processor import run_selection
+    from analysis.selection import plan_from_config
+    from analysis.tables import write_selected
+
+    t0 = time.perf_counter()
+    plan = plan_from_config(cfg, dataset)
+    output = run_selection(files, plan, make_executor("iterative", progress=False), tree=cfg.tree,
+                           chunksize=int(cfg.section("select", "chunk_size", default=200_000)))
+    t1 = time.perf_counter()
+    write_selected(output["chunks"], plan, tmp / "selected.parquet")
+    table = pq.read_table(tmp / "selected.parquet")
+    t2 = time.perf_counter()
+    regions = {name: region_observables(r) for name, r in cfg.regions.items()}
+    hists = fill_from_table(table, regions, cfg.observables, scale)
+    if timings is not None:
+        for part, seconds in (("select", t1 - t0), ("table", t2 - t1), ("histogram", time.perf_counter() - t2)):
+            timings.setdefault(part, []).append(seconds)
+    return hists
+
+
+# ---- the hand-written baseline --------------------------------------------------------
+BRANCHES = ["Electron_pt", "Electron_eta", "Electron_cutBased", "Electron_sip3d",
+            "Muon_pt", "Muon_eta", "Muon_tightId", "Muon_sip3d", "Muon_pfRelIso04_all",
+            "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_jetId", "Jet_btagCSVV2"]
+BINS = {"ht": (25, 50.0, 550.0), "m_bjj": (25, 50.0, 550.0)}
+
+
+def baseline(files: list, scale: float, systematics: bool = True) -> dict:
+    """AGC 4j1b/4j2b histograms with uproot + awkward + vector + hist, file by file."""
+    import awkward as ak
+    import hist
+    import numpy as np
+    import uproot
+    import vector
+
+    out = {"4j1b/ht": None, "4j2b/m_bjj": None}
+    for name in out:
+        obs = name.split("/")[1]
+        out[name] = hist.Hist(hist.axis.StrCategory([], name="variation", growth=True),
+                              hist.axis.Regular(*BINS[obs], name=obs), storage=hist.storage.Weight())
+    for path in files:
+        with uproot.open(path) as handle:
+            ev = handle["Events"].arrays(BRANCHES, how=dict)
+        el, mu = "Electron_", "Muon_"
+        n_el = ak.sum((ev[el + "pt"] > 30) & (abs(ev[el + "eta"]) < 2.1) & (ev[el + "cutBased"] == 4)
+                      & (ev[el + "sip3d"] < 4), axis=1)
+        n_mu = ak.sum((ev[mu + "pt"] > 30) & (abs(ev[mu + "eta"]) < 2.1) & ev[mu + "tightId"]
+                      & (ev[mu + "sip3d"] < 4) & (ev[mu + "pfRelIso04_all"] < 0.15), axis=1)
+        one_lepton = (n_el + n_mu) == 1
+        jet_pts = [("nominal", ev["Jet_pt"])] + ([("jes_up", ev["Jet_pt"] * 1.03)] if systematics else [])
+        for variation, jet_pt in jet_pts:
+            good = (jet_pt > 30) & (abs(ev["Jet_eta"]) < 2.4) & ((ev["Jet_jetId"] & 2) > 0)
+            selected = one_lepton & (ak.sum(good, axis=1) >= 4)
+            keep = good[selected]
+            jets = vector.zip({"pt": jet_pt[selected][keep], "eta": ev["Jet_eta"][selected][keep],
+                               "phi": ev["Jet_phi"][selected][keep], "mass": ev["Jet_mass"][selected][keep]})
+            btagged = ev["Jet_btagCSVV2"][selected][keep] > 0.5
+            n_b = ak.sum(btagged, axis=1)
+            weights = {"nominal": np.ones(len(jets))}
+            if systematics and variation == "nominal":
+                for i in (0, 1):
+                    shift = 0.075 * ak.to_numpy(jets.pt[:, i]) / 50
+                    weights[f"btag_var_{i}_up"], weights[f"btag_var_{i}_down"] = 1 + shift, 1 - shift
+            in_1b, in_2b = ak.to_numpy(n_b == 1), ak.to_numpy(n_b >= 2)
+            ht = ak.to_numpy(ak.sum(jets.pt[in_1b], axis=1))
+            m_bjj = ak.to_numpy(_m_bjj(jets[in_2b], btagged[in_2b]))
+            for name, values, mask in (("4j1b/ht", ht, in_1b), ("4j2b/m_bjj", m_bjj, in_2b)):
+                for weight_name, w in weights.items():
+                    label = variation if weight_name == "nominal" else weight_name
+                    out[name].fill(label, values.astype(np.float64), weight=w[mask].astype(np.float64) * scale)
+    return out
+
+
+def _m_bjj(jets, btagged):
+    """Mass of the highest-pt trijet with >= 1 b-tagged jet."""
+    import awkward as ak
+
+    j1, j2, j3 = ak.unzip(ak.combinations(jets, 3))
+    b1, b2, b3 = ak.unzip(ak.combinations(btagged, 3))
+    trijet = (j1 + j2 + j3)[b1 | b2 | b3]
+    return ak.firsts(trijet[ak.argmax(trijet.pt, axis=1, keepdims=True)].mass)
+
+
+def check_equal(ours: dict, theirs: dict) -> None:
+    """Same variations and same per-bin sums of weights (and so the same event counts)."""
+    import numpy as np
+
+    for name, h in ours.items():
+        b = theirs[name]
+        assert set(h.axes[0]) == set(b.axes[0]), f"{name}: variations {list(h.axes[0])} vs {list(b.axes[0])}"
+        for variation in h.axes[0]:
+            x, y = h[{"variation": variation}], b[{"variation": variation}]
+            assert np.allclose(x.values(flow=True), y.values(flow=True), rtol=1e-9, atol=0), \
+                f"{name} [{variation}]: {x.values()} vs {y.values()}"
+
+
+# ---- timing ---------------------------------------------------------------------------
+def run_variant(setup: dict, variant: str, repeat: int, tmp: Path) -> list:
+    cfg, chunks = setup[variant], setup["chunks"]
+    systematics = variant == "full"
+    scale = {d: float(cfg.datasets[d]["xsec"]) * cfg.lumi / sum(s["events_in"] for _, s in chunks[d])
+             for d in PROCESSES}
+    files = {d: [path for path, st in chunks[d] if st["events_out"] > 0] for d in PROCESSES}
+    events = sum(s["events_out"] for d in PROCESSES for _, s in chunks[d])
+    for d in PROCESSES:                       # warm-up (imports, compiled plan) + honesty check
+        check_equal(heirloom(cfg, d, files[d], scale[d], tmp), baseline(files[d], scale[d], systematics))
+    times = {"Heirloom (Select + Histogram)": [], "baseline (uproot + awkward + hist)": []}
+    parts: dict = {}
+    for _ in range(repeat):                   # interleaved, so drifting load hits both alike
+        t0 = time.perf_counter()
+        for d in PROCESSES:
+            heirloom(cfg, d, files[d], scale[d], tmp, parts.setdefault(d, {}))
+        times["Heirloom (Select + Histogram)"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for d in PROCESSES:
+            baseline(files[d], scale[d], systematics)
+        times["baseline (uproot + awkward + hist)"].append(time.perf_counter() - t0)
+    label = "nominal + systematics" if systematics else "nominal only"
+    base = statistics.median(times["baseline (uproot + awkward + hist)"])
+    rows = [(impl, label, events, statistics.median(t), min(t), events / statistics.median(t),
+             statistics.median(t) / base) for impl, t in times.items()]
+    per_part = {p: sum(statistics.median(parts[d][p]) for d in PROCESSES) for p in ("select", "table", "histogram")}
+    return rows, per_part, label
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="generated events in all (default 1M)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per implementation (default 3)")
+    parser.add_argument("--workdir", type=Path, help="reuse/keep files and store here (default: a temp dir)")
+    parser.add_argument("--nominal-only", choices=("yes", "no", "also"), default="also",
+                        help="time the variant without systematics too (default: also)")
+    parser.add_argument("--profile", action="store_true", help="cProfile one Heirloom pass (with systematics)")
+    args = parser.parse_args(argv)
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="heirloom-throughput-"))
+    try:
+        setup = prepare(workdir, args.events)
+        tmp = workdir / "timing"
+        tmp.mkdir(exist_ok=True)
+        variants = {"yes": ["nominal"], "no": ["full"], "also": ["full", "nominal"]}[args.nominal_only]
+        rows, parts = [], []
+        for variant in variants:
+            print(f"timing {variant} ...", flush=True)
+            variant_rows, per_part, label = run_variant(setup, variant, args.repeat, tmp)
+            rows += variant_rows
+            parts.append((label, *(per_part[p] for p in ("select", "table", "histogram"))))
+        generated = sum(s["events_in"] for d in PROCESSES for _, s in setup["chunks"][d])
+        print(f"\n## Select + Histogram throughput (median of {args.repeat}; {machine()})\n")
+        print(f"{generated:,} generated events ({', '.join(PROCESSES)}), skimmed by `law run Histograms` "
+              f"({setup['law_seconds']:.1f} s end to end); both sides read the same skim files. "
+              f"'events' = events in the skim files (Select's input).\n")
+        print(markdown_table(["implementation", "variant", "events", "median [s]", "min [s]", "events/s",
+                              "time / baseline"], rows))
+        print("\nHeirloom time by part (median per dataset, summed over datasets):\n")
+        print(markdown_table(["variant", "run_selection [s]", "Parquet write+read [s]", "fill_from_table [s]"],
+                             parts))
+        if args.profile:
+            profile(setup, tmp)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def profile(setup: dict, tmp: Path, top: int = 25) -> None:
+    """cProfile of one Heirloom pass over all datasets (with systematics), by own time."""
+    import cProfile
+    import io
+    import pstats
+
+    cfg, chunks = setup["full"], setup["chunks"]
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for d in PROCESSES:
+        heirloom(cfg, d, [p for p, s in chunks[d] if s["events_out"]], 1.0, tmp)
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
+    print("\ncProfile of one Heirloom pass, by own time:\n\n```\n" + text.getvalue().strip() + "\n```")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
