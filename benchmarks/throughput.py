@@ -16,7 +16,7 @@ Timed, in-process, on the same skim files (``<store>/by-name/<analysis>/Skim/*/s
 The baseline's histograms must equal Heirloom's (asserted), so the comparison is honest.
 Both are timed with and without systematics (``systematics: null`` in a second fork).
 
-    .venv/bin/python benchmarks/throughput.py [--events 1000000] [--repeat 3] [--workdir DIR] [--profile]
+    .venv/bin/python benchmarks/throughput.py [--events 1000000] [--repeat 3] [--workdir DIR] [--skip-nominal-only]
 """
 
 from __future__ import annotations
@@ -165,17 +165,22 @@ def baseline(files: list, scale: float, systematics: bool = True) -> dict:
 
 
 def _m_bjj(jets, btagged):
-    """Mass of the highest-pt trijet with >= 1 b-tagged jet."""
+    """Mass of the highest-pt trijet with >= 1 b-tagged jet.
+
+    The jets are summed in cartesian coordinates, as coffea's candidate sum does, so the
+    float32 masses agree with Heirloom's bit for bit (no bin-edge flips).
+    """
     import awkward as ak
 
-    j1, j2, j3 = ak.unzip(ak.combinations(jets, 3))
+    j1, j2, j3 = ak.unzip(ak.combinations(jets.to_xyzt(), 3))
     b1, b2, b3 = ak.unzip(ak.combinations(btagged, 3))
     trijet = (j1 + j2 + j3)[b1 | b2 | b3]
     return ak.firsts(trijet[ak.argmax(trijet.pt, axis=1, keepdims=True)].mass)
 
 
-def check_equal(ours: dict, theirs: dict) -> None:
-    """Same variations and same per-bin sums of weights (and so the same event counts)."""
+def check_equal(ours: dict, theirs: dict, scale: float) -> None:
+    """Same variations, same event counts per bin (unit-weight variations, exactly) and the
+    same sums of weights and of squared weights (all variations, up to summation order)."""
     import numpy as np
 
     for name, h in ours.items():
@@ -183,8 +188,12 @@ def check_equal(ours: dict, theirs: dict) -> None:
         assert set(h.axes[0]) == set(b.axes[0]), f"{name}: variations {list(h.axes[0])} vs {list(b.axes[0])}"
         for variation in h.axes[0]:
             x, y = h[{"variation": variation}], b[{"variation": variation}]
-            assert np.allclose(x.values(flow=True), y.values(flow=True), rtol=1e-9, atol=0), \
-                f"{name} [{variation}]: {x.values()} vs {y.values()}"
+            for what in ("values", "variances"):
+                assert np.allclose(getattr(x, what)(flow=True), getattr(y, what)(flow=True), rtol=1e-9, atol=0), \
+                    f"{name} [{variation}] {what}: {getattr(x, what)()} vs {getattr(y, what)()}"
+            if not variation.startswith("btag"):
+                assert np.array_equal(np.rint(x.values(flow=True) / scale), np.rint(y.values(flow=True) / scale)), \
+                    f"{name} [{variation}]: event counts differ"
 
 
 # ---- timing ---------------------------------------------------------------------------
@@ -196,7 +205,8 @@ def run_variant(setup: dict, variant: str, repeat: int, tmp: Path) -> list:
     files = {d: [path for path, st in chunks[d] if st["events_out"] > 0] for d in PROCESSES}
     events = sum(s["events_out"] for d in PROCESSES for _, s in chunks[d])
     for d in PROCESSES:                       # warm-up (imports, compiled plan) + honesty check
-        check_equal(heirloom(cfg, d, files[d], scale[d], tmp), baseline(files[d], scale[d], systematics))
+        check_equal(heirloom(cfg, d, files[d], scale[d], tmp), baseline(files[d], scale[d], systematics),
+                    scale[d])
     times = {"Heirloom (Select + Histogram)": [], "baseline (uproot + awkward + hist)": []}
     parts: dict = {}
     for _ in range(repeat):                   # interleaved, so drifting load hits both alike
@@ -221,9 +231,7 @@ def main(argv=None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000, help="generated events in all (default 1M)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per implementation (default 3)")
     parser.add_argument("--workdir", type=Path, help="reuse/keep files and store here (default: a temp dir)")
-    parser.add_argument("--nominal-only", choices=("yes", "no", "also"), default="also",
-                        help="time the variant without systematics too (default: also)")
-    parser.add_argument("--profile", action="store_true", help="cProfile one Heirloom pass (with systematics)")
+    parser.add_argument("--skip-nominal-only", action="store_true", help="do not time the no-systematics variant")
     args = parser.parse_args(argv)
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="heirloom-throughput-"))
@@ -231,7 +239,7 @@ def main(argv=None) -> int:
         setup = prepare(workdir, args.events)
         tmp = workdir / "timing"
         tmp.mkdir(exist_ok=True)
-        variants = {"yes": ["nominal"], "no": ["full"], "also": ["full", "nominal"]}[args.nominal_only]
+        variants = ["full"] if args.skip_nominal_only else ["full", "nominal"]
         rows, parts = [], []
         for variant in variants:
             print(f"timing {variant} ...", flush=True)
@@ -248,29 +256,10 @@ def main(argv=None) -> int:
         print("\nHeirloom time by part (median per dataset, summed over datasets):\n")
         print(markdown_table(["variant", "run_selection [s]", "Parquet write+read [s]", "fill_from_table [s]"],
                              parts))
-        if args.profile:
-            profile(setup, tmp)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     return 0
-
-
-def profile(setup: dict, tmp: Path, top: int = 25) -> None:
-    """cProfile of one Heirloom pass over all datasets (with systematics), by own time."""
-    import cProfile
-    import io
-    import pstats
-
-    cfg, chunks = setup["full"], setup["chunks"]
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for d in PROCESSES:
-        heirloom(cfg, d, [p for p, s in chunks[d] if s["events_out"]], 1.0, tmp)
-    profiler.disable()
-    text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
-    print("\ncProfile of one Heirloom pass, by own time:\n\n```\n" + text.getvalue().strip() + "\n```")
 
 
 if __name__ == "__main__":
