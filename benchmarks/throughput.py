@@ -46,8 +46,9 @@ datasets:
 model: null
 fit: null
 plots: null
-skim: {{chunk_size: 250000}}
+skim: {{chunk_size: {chunk}}}
 """
+SKIM_CHUNK = 250_000
 
 
 # ---- setup ----------------------------------------------------------------------------
@@ -67,20 +68,23 @@ def prepare(workdir: Path, events: int) -> dict:
             print(f"generating {events // len(PROCESSES)} {process} events ...", flush=True)
             generate_file(files[process], process, events // len(PROCESSES), seed)
     full = workdir / "bench_throughput.yaml"
-    full.write_text(FORK.format(demo=DEMO, name="bench_throughput", **files))
+    full.write_text(FORK.format(demo=DEMO, name="bench_throughput", chunk=SKIM_CHUNK, **files))
     nominal = workdir / "bench_throughput_nominal.yaml"
     nominal.write_text(f"extends: {full}\nname: bench_throughput_nominal\nsystematics: null\n")
     store = workdir / "store"
     print("law run Histograms (skims, selects, histograms) ...", flush=True)
+    runs_log = store / "runs.jsonl"
+    before = len(runs_log.read_text().splitlines()) if runs_log.exists() else 0
     seconds = law_run("Histograms", full, store)
-    print(f"  done in {seconds:.1f} s", flush=True)
-    chunks = {}
-    for dataset in PROCESSES:
-        links = sorted((store / "by-name" / "bench_throughput" / "Skim").glob(f"{dataset}__*"),
-                       key=lambda p: int(p.name.rsplit("__", 1)[1]))
-        chunks[dataset] = [(str(p / "skim.root"), json.loads((p / "stats.json").read_text())) for p in links]
+    ran = len(runs_log.read_text().splitlines()) - before
+    print(f"  {ran} tasks ran in {seconds:.1f} s", flush=True)
+    skims = store / "by-name" / "bench_throughput" / "Skim"           # newest output of each chunk
+    n_chunks = -(-(events // len(PROCESSES)) // SKIM_CHUNK)
+    chunks = {dataset: [(str(skims / f"{dataset}__{i}" / "skim.root"),
+                         json.loads((skims / f"{dataset}__{i}" / "stats.json").read_text()))
+                        for i in range(n_chunks)] for dataset in PROCESSES}
     return {"full": load_config(full), "nominal": load_config(nominal), "chunks": chunks, "store": store,
-            "law_seconds": seconds}
+            "law": f"`law run Histograms`: {ran} tasks ran in {seconds:.1f} s"}
 
 
 # ---- Heirloom: what tasks/select.py does ---------------------------------------------
@@ -248,9 +252,8 @@ def main(argv=None) -> int:
             parts.append((label, *(per_part[p] for p in ("select", "table", "histogram"))))
         generated = sum(s["events_in"] for d in PROCESSES for _, s in setup["chunks"][d])
         print(f"\n## Select + Histogram throughput (median of {args.repeat}; {machine()})\n")
-        print(f"{generated:,} generated events ({', '.join(PROCESSES)}), skimmed by `law run Histograms` "
-              f"({setup['law_seconds']:.1f} s end to end); both sides read the same skim files. "
-              f"'events' = events in the skim files (Select's input).\n")
+        print(f"{generated:,} generated events ({', '.join(PROCESSES)}), skimmed by {setup['law']}; both sides "
+              f"read the same skim files. 'events' = events in the skim files (Select's input).\n")
         print(markdown_table(["implementation", "variant", "events", "median [s]", "min [s]", "events/s",
                               "time / baseline"], rows))
         print("\nHeirloom time by part (median per dataset, summed over datasets):\n")
