@@ -35,6 +35,15 @@ def dask_client(workers: int, scheduler: str | None = None):
     return _LOCAL_CLUSTERS[key][1]
 
 
+def forked_pool(max_workers: int):
+    """A process pool whose workers are forked from this process, so they start with
+    coffea and awkward already imported (a fresh interpreter per worker costs seconds)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=max_workers, mp_context=multiprocessing.get_context("fork"))
+
+
 @atexit.register
 def _close_clusters() -> None:
     for cluster, client in _LOCAL_CLUSTERS.values():
@@ -60,7 +69,7 @@ def make_executor(name: str, workers: int = 1, scheduler: str | None = None, pro
     if name == "iterative":
         return processor.IterativeExecutor(status=progress)
     if name == "futures":
-        return processor.FuturesExecutor(workers=max(1, workers), status=progress)
+        return processor.FuturesExecutor(workers=max(1, workers), pool=forked_pool, status=progress)
     if name == "dask":
         return processor.DaskExecutor(client=dask_client(max(1, workers), scheduler), status=progress)
     raise ValueError(f"unknown executor '{name}' (choose from {', '.join(EXECUTORS)})")

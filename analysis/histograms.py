@@ -42,35 +42,42 @@ def fill_from_table(table, regions: dict, observables: dict, scale: float = 1.0)
     import numpy as np
 
     out = {}
-    variations = table.column("variation").to_numpy(zero_copy_only=False)
-    region_col = table.column("region").to_numpy(zero_copy_only=False)
-    weight_columns = [c for c in table.column_names if c.startswith("w_")]
+    variation_codes, variation_names = _codes(table, "variation")
+    region_codes, region_names = _codes(table, "region")
+    nominal_weight = table.column("w_nominal").to_numpy()
+    weight_columns = [c for c in table.column_names if c.startswith("w_") and c != "w_nominal"]
+    ordered = ([NOMINAL] if NOMINAL in variation_names else []) + sorted(v for v in variation_names if v != NOMINAL)
     for region, observable_names in regions.items():
-        in_region = region_col == region
+        in_region = region_codes == (region_names.index(region) if region in region_names else -1)
         for obs in observable_names:
             h = empty_histogram(obs, observables[obs])
-            values = table.column(f"obs_{obs}").to_numpy(zero_copy_only=False)
-            for variation in _unique(variations[in_region]):
-                rows = in_region & (variations == variation)
-                weights = table.column("w_nominal").to_numpy(zero_copy_only=False)[rows] * scale
-                h.fill(variation=variation, **{obs: values[rows]}, weight=weights)
+            values = table.column(f"obs_{obs}").to_numpy()
+            for variation in ordered:
+                rows = in_region & (variation_codes == variation_names.index(variation))
+                if not rows.any():
+                    continue
+                h.fill(variation=variation, **{obs: values[rows]}, weight=nominal_weight[rows] * scale)
                 if variation != NOMINAL:
                     continue
                 for column in weight_columns:
-                    if column == "w_nominal":
-                        continue
-                    w = table.column(column).to_numpy(zero_copy_only=False)[rows] * scale
-                    if np.all(np.isnan(w)):
-                        continue
-                    h.fill(variation=column[2:], **{obs: values[rows]}, weight=w)
+                    w = table.column(column).to_numpy()[rows] * scale
+                    if not np.all(np.isnan(w)):
+                        h.fill(variation=column[2:], **{obs: values[rows]}, weight=w)
             out[histogram_name(region, obs)] = h
     return out
 
 
-def _unique(values) -> list:
-    """Unique values with nominal first, then sorted (a stable histogram layout)."""
-    found = sorted(set(values.tolist()))
-    return ([NOMINAL] if NOMINAL in found else []) + [v for v in found if v != NOMINAL]
+def _codes(table, name: str):
+    """Integer codes and labels of a (dictionary-encoded) string column."""
+    import numpy as np
+    import pyarrow as pa
+
+    column = table.column(name).combine_chunks() if table.num_rows else None
+    if column is None:
+        return np.zeros(0, dtype=np.int32), []
+    if not pa.types.is_dictionary(column.type):
+        column = column.dictionary_encode()
+    return column.indices.to_numpy(zero_copy_only=False), column.dictionary.to_pylist()
 
 
 def histogram_name(region: str, observable: str) -> str:

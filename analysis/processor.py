@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from coffea import processor
+from coffea.nanoevents import NanoAODSchema
 
 from analysis.selection import SelectionPlan, select_events
+
+# a skim keeps only the branches an analysis reads, so NanoAOD cross-references
+# (Jet_muonIdx1 ...) are routinely absent; set here so that worker processes see it too
+NanoAODSchema.warn_missing_crossrefs = False
 
 
 class SelectProcessor(processor.ProcessorABC):
@@ -36,9 +41,7 @@ def run_selection(files: list, plan: SelectionPlan, executor, *, tree: str = "Ev
     >>> out["events"]                                                           # doctest: +SKIP
     120345
     """
-    from coffea.nanoevents import NanoAODSchema
-
-    NanoAODSchema.warn_missing_crossrefs = False
-    runner = processor.Runner(executor=executor, schema=NanoAODSchema, chunksize=chunksize)
+    runner = processor.Runner(executor=executor, pre_executor=processor.IterativeExecutor(status=False),
+                              schema=NanoAODSchema, chunksize=chunksize)
     fileset = {"dataset": {"files": {str(path): tree for path in files}}}
     return runner(fileset, processor_instance=SelectProcessor(plan), treename=tree)

@@ -157,10 +157,25 @@ def _apply_overrides(events, overrides) -> Namespace:
     return namespace
 
 
+_WEIGHT = "\0event_weight"     # keys of nominal-pass values that no object name can clash with
+
+
+def _affected(compiled, overrides) -> set:
+    """Names whose values a shape variation changes: the overridden collections, the
+    objects built from them, and (transitively) objects whose cuts read those."""
+    affected = {target.split(".")[0] for target, _ in overrides}
+    for name, source, where in compiled["objects"]:
+        if source in affected or (where is not None and where.names & affected):
+            affected.add(name)
+    return affected
+
+
 def select_events(events, plan: SelectionPlan) -> ChunkResult:
     """Run objects, selection, regions, observables and variations over one chunk.
 
     ``events``: a coffea NanoEvents array (or any mapping-like record of collections).
+    A shape variation recomputes only what depends on the inputs it changes: objects and
+    cuts that do not read them are taken from the nominal pass.
 
     >>> result = select_events(events, plan)                   # doctest: +SKIP
     >>> sorted(result.groups)[:2]                               # doctest: +SKIP
@@ -171,19 +186,42 @@ def select_events(events, plan: SelectionPlan) -> ChunkResult:
     compiled = _compile(plan)
     result = ChunkResult()
     n_events = len(events)
+    nominal: dict = {}
     for variation, overrides in compiled["shape"]:
+        is_nominal = variation == NOMINAL
+        affected = None if is_nominal else _affected(compiled, overrides)
+
+        def reuse(name, names) -> bool:
+            return affected is not None and name in nominal and not (names & affected)
+
         namespace = _apply_overrides(events, overrides)
         for name, source, where in compiled["objects"]:
+            names = {source} | (where.names if where is not None else set())
+            if reuse(name, names):
+                namespace.define(name, nominal[name])
+                continue
             collection = namespace[source]
-            namespace.define(name, collection[where.evaluate(namespace)] if where is not None else collection)
-        is_nominal = variation == NOMINAL
-        weight = (_as_numpy(compiled["event_weight"].evaluate(namespace)) * np.ones(n_events)
-                  if compiled["event_weight"] is not None else np.ones(n_events))
+            value = collection[where.evaluate(namespace)] if where is not None else collection
+            namespace.define(name, value)
+            if is_nominal:
+                nominal[name] = value
+        event_weight = compiled["event_weight"]
+        if event_weight is None:
+            weight = np.ones(n_events)
+        elif reuse(_WEIGHT, event_weight.names):
+            weight = nominal[_WEIGHT]
+        else:
+            weight = _as_numpy(event_weight.evaluate(namespace)) * np.ones(n_events)
+        nominal.setdefault(_WEIGHT, weight)
         mask = np.ones(n_events, dtype=bool)
         if is_nominal:
             _count(result, "preselected", mask, weight)
         for step, cut in compiled["steps"]:
-            mask &= _as_numpy(cut.evaluate(namespace), dtype=bool)
+            key = f"\0step:{step}"
+            passed = nominal[key] if reuse(key, cut.names) else _as_numpy(cut.evaluate(namespace), dtype=bool)
+            if is_nominal:
+                nominal[key] = passed
+            mask &= passed
             if is_nominal:
                 _count(result, step, mask, weight)
         selected = namespace.masked(mask)

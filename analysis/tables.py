@@ -18,6 +18,9 @@ def write_selected(chunks: dict, plan, path: Path) -> int:
 
     obs_columns = [f"obs_{name}" for name in plan.observable_names]
     weight_columns = [f"w_{name}" for name in plan.weight_names]
+    groups = sorted({group for chunk in chunks.values() for group in chunk})
+    variations = sorted({g.split("|", 1)[0] for g in groups})
+    regions = sorted({g.split("|", 1)[1] for g in groups})
     pieces: dict = {name: [] for name in ["variation", "region", *obs_columns, *weight_columns]}
     for chunk in sorted(chunks):
         for group, columns in sorted(chunks[chunk].items()):
@@ -25,18 +28,20 @@ def write_selected(chunks: dict, plan, path: Path) -> int:
             n = len(columns["w_nominal"])
             if n == 0:
                 continue
-            pieces["variation"].append(np.full(n, variation, dtype=object))
-            pieces["region"].append(np.full(n, region, dtype=object))
+            pieces["variation"].append(np.full(n, variations.index(variation), dtype=np.int32))
+            pieces["region"].append(np.full(n, regions.index(region), dtype=np.int32))
             for name in obs_columns + weight_columns:
                 pieces[name].append(np.asarray(columns[name], dtype=np.float64) if name in columns
                                     else np.full(n, np.nan))
-    arrays = {}
-    for name, parts in pieces.items():
-        if name in ("variation", "region"):
-            values = np.concatenate(parts) if parts else np.array([], dtype=object)
-            arrays[name] = pa.array(values, type=pa.string()).dictionary_encode()
-        else:
-            arrays[name] = pa.array(np.concatenate(parts) if parts else np.array([], dtype=np.float64))
+
+    def joined(parts, dtype):
+        return np.concatenate(parts) if parts else np.array([], dtype=dtype)
+
+    arrays = {
+        "variation": pa.DictionaryArray.from_arrays(joined(pieces.pop("variation"), np.int32), variations),
+        "region": pa.DictionaryArray.from_arrays(joined(pieces.pop("region"), np.int32), regions),
+    }
+    arrays.update({name: pa.array(joined(parts, np.float64)) for name, parts in pieces.items()})
     table = pa.table(arrays)
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp)

@@ -137,8 +137,10 @@ def test_plugin_edit_reruns_only_its_callers(tmp_path):
     law_run("Histograms", config, store)
     before = len(runs(store))
     source = (plugin_dir / "agc.py").read_text()
-    (plugin_dir / "agc.py").write_text(source.replace("p4 = p4[has_btag]",
-                                                      "p4 = p4[has_btag & (p4.pt > 0)]"))
+    edited = source.replace("has_btag = btagged[i] | btagged[j] | btagged[k]",
+                            "has_btag = btagged[i] | btagged[j]")
+    assert edited != source
+    (plugin_dir / "agc.py").write_text(edited)
     law_run("Histograms", config, store)
     done = ran(store, before)
     assert families(done) == {"Select", "Histogram", "Histograms"}

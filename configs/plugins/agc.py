@@ -1,6 +1,7 @@
 """AGC ttbar observables that need combinatorics (a plugin: the config lists it)."""
 
 import awkward as ak
+import numpy as np
 
 
 def m_bjj(jets, btagged):
@@ -10,15 +11,25 @@ def m_bjj(jets, btagged):
     jagged boolean of the same shape saying which jets are b-tagged (so the b-tag
     branch and working point stay in the config). Events without such a trijet give None.
 
+    The trijet four-vectors are summed in Cartesian coordinates on plain arrays indexed
+    by ``ak.argcombinations``: the combinatorics is the expensive part of the AGC, so no
+    record behaviours ride along.
+
     >>> m_bjj(events.Jet, events.Jet.btagCSVV2 > 0.5)      # doctest: +SKIP
     """
-    jets = ak.with_field(jets, btagged, "heirloom_btagged")
-    trijet = ak.combinations(jets, 3, fields=["j1", "j2", "j3"])
-    p4 = trijet.j1 + trijet.j2 + trijet.j3
-    has_btag = trijet.j1.heirloom_btagged | trijet.j2.heirloom_btagged | trijet.j3.heirloom_btagged
-    p4 = p4[has_btag]
-    best = ak.argmax(p4.pt, axis=1, keepdims=True)
-    return ak.firsts(p4[best].mass)
+    pt, eta, phi, mass = jets.pt, jets.eta, jets.phi, jets.mass
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    energy = np.sqrt(px * px + py * py + pz * pz + mass * mass)
+    i, j, k = ak.unzip(ak.argcombinations(pt, 3))
+    sum_px, sum_py = px[i] + px[j] + px[k], py[i] + py[j] + py[k]
+    sum_pz, sum_e = pz[i] + pz[j] + pz[k], energy[i] + energy[j] + energy[k]
+    trijet_pt2 = sum_px * sum_px + sum_py * sum_py
+    trijet_m2 = sum_e * sum_e - trijet_pt2 - sum_pz * sum_pz
+    has_btag = btagged[i] | btagged[j] | btagged[k]
+    best = ak.argmax(ak.where(has_btag, trijet_pt2, -1.0), axis=1, keepdims=True)
+    best_m2 = ak.firsts(trijet_m2[best])
+    best_has_btag = ak.fill_none(ak.firsts(has_btag[best]), False)
+    return ak.mask(np.sqrt(np.maximum(best_m2, 0.0)), best_has_btag)
 
 
 #: the jet fields m_bjj reads: the skim keeps just these (plus what the config reads)
