@@ -98,8 +98,8 @@ class Plot(HeirloomTask):
         written = plot_prefit_postfit(workspace, result, outdir, config=cabinetry_config, labels=labels)
         written += plot_pulls(result, outdir)
         written += plot_correlation(result, outdir)
-        cutflows = [json.loads((path / "cutflow.json").read_text())
-                    for name, path in sorted(inputs.items()) if name.startswith("select_")]
+        cutflows = [json.loads((inputs[f"select_{name}"] / "cutflow.json").read_text())
+                    for name in self.cfg.datasets if f"select_{name}" in inputs]   # config order
         write_cutflow_tables(cutflows, self.config_excerpt()["labels"], outdir)
         print(f"Plot: {len(written)} plots and the cutflow table (Markdown, CSV)", flush=True)
         return {}
