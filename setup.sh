@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Heirloom setup. Usage:
 #   ./setup.sh          make .venv from requirements.lock (idempotent, quick when done)
-#   ./setup.sh demo     setup + generate demo data + run the whole chain (Plot)
+#   ./setup.sh demo     setup + generate demo data + run the full AGC analysis (Plot)
 #   ./setup.sh test     setup + the test suite
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -55,9 +55,10 @@ case "$MODE" in
     setup) ;;
     demo)
         start=$SECONDS
-        log "running the demo analysis (configs/demo.yaml): generate -> Skim -> Select -> Histogram -> Fit -> Plot"
-        law run Plot --config configs/demo.yaml --executor futures --workers 2 "$@"
-        heirloom show --config configs/demo.yaml
+        config=${HEIRLOOM_DEMO_CONFIG:-configs/agc_ttbar.yaml}
+        log "running the AGC ttbar analysis on generated data ($config): Generate -> Skim -> Select -> Histogram -> Fit -> Plot"
+        law run Plot --config "$config" "$@"
+        heirloom show --config "$config"
         log "demo finished in $((SECONDS - start)) s"
         ;;
     test)

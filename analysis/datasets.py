@@ -87,3 +87,13 @@ def chunks(entries_per_file: list, chunk_size: int) -> list:
         for start in range(0, max(entries, 1), chunk_size):
             out.append(Chunk(len(out), file_index, start, min(start + chunk_size, entries)))
     return out
+
+
+def dataset_branches(cfg, dataset: str, manifest) -> tuple:
+    """Branch names of a dataset's input: the generator's list, or its first file's."""
+    if is_generated(cfg, dataset):
+        from analysis.demo_streams import BRANCHES
+
+        return tuple(BRANCHES)
+    first = input_files(cfg, dataset)[0]
+    return manifest.identify(first, cfg.datasets[dataset].get("tree", cfg.tree)).branches

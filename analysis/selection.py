@@ -28,6 +28,7 @@ class SelectionPlan:
     weight_variations: tuple  # ((name, expr_text), ...)
     plugins: tuple = ()     # ((alias, source_path), ...)
     is_mc: bool = True
+    corrections: tuple = ()  # ((alias, correctionlib file), ...)
 
     @property
     def observable_names(self) -> tuple:
@@ -55,6 +56,7 @@ def plan_from_config(cfg, dataset: str) -> SelectionPlan:
         weight_variations=tuple((v.name, v.factor.text) for v in cfg.weight_variations(dataset)),
         plugins=tuple((alias, plugin.source_path) for alias, plugin in cfg.plugins.items()),
         is_mc=is_mc,
+        corrections=tuple(sorted(cfg.correction_files().items())),
     )
 
 
@@ -107,7 +109,7 @@ class ChunkResult:
 
 def _compile(plan: SelectionPlan):
     """Compile a plan's expressions once per process (workers included)."""
-    from analysis import expr
+    from analysis import corrections, expr
 
     key = hash(plan)
     cached = _COMPILED.get(key)
@@ -117,6 +119,8 @@ def _compile(plan: SelectionPlan):
     from pathlib import Path
     for alias, source in plan.plugins:
         functions.update(load_plugin(alias, source, Path(".")).functions())
+    for alias, path in plan.corrections:
+        functions.update(corrections.functions(alias, path))
 
     def c(text):
         return expr.compile_expression(text, plugins=functions) if text else None
@@ -235,14 +239,36 @@ def select_events(events, plan: SelectionPlan) -> ChunkResult:
             if is_nominal:
                 _count(result, region, _scatter(mask, in_region), weight)
             region_ns = selected.masked(in_region)
-            columns = {f"obs_{obs}": _as_numpy(compiled["observables"][obs].evaluate(region_ns))
-                       for obs in observables}
-            w = selected_weight[in_region]
+            columns, rows = _observable_columns(compiled["observables"], observables, region_ns, in_region)
+            w = selected_weight[rows]
             columns[f"w_{NOMINAL}"] = w
             for name, factor in factors.items():
-                columns[f"w_{name}"] = w * factor[in_region]
+                columns[f"w_{name}"] = w * factor[rows]
             result.groups[(variation, region)] = columns
     return result
+
+
+def _observable_columns(observables: dict, names, namespace, in_region):
+    """``{obs_<name>: values}`` of a region and the selected-event index of each row.
+
+    One row per event, unless an observable is jagged (one value per object, e.g.
+    ``Jet.pt``): then the region has one row per object, per-event observables and the
+    weights are repeated, and every jagged observable must have the same counts.
+    """
+    import awkward as ak
+    import numpy as np
+
+    values = {name: observables[name].evaluate(namespace) for name in names}
+    jagged = {name: v for name, v in values.items() if isinstance(v, ak.Array) and v.ndim > 1}
+    if not jagged:
+        return {f"obs_{name}": _as_numpy(v) for name, v in values.items()}, in_region
+    counts = {name: ak.to_numpy(ak.fill_none(ak.num(v, axis=1), 0)) for name, v in jagged.items()}
+    first = next(iter(counts.values()))
+    if any(not np.array_equal(c, first) for c in counts.values()):
+        raise ValueError(f"jagged observables {sorted(jagged)} of one region differ in length per event")
+    columns = {f"obs_{name}": _as_numpy(ak.flatten(v, axis=1)) if name in jagged else np.repeat(_as_numpy(v), first)
+               for name, v in values.items()}
+    return columns, np.repeat(np.flatnonzero(in_region), first)
 
 
 def _scatter(outer_mask, inner_mask):

@@ -31,9 +31,9 @@ _MANIFESTS: dict = {}
 
 
 def module_fingerprint(name: str) -> str:
-    """sha256 (short) of a library module's source, e.g. ``"selection"``."""
+    """sha256 (short) of a library module's source, e.g. ``"selection"``, or of a file path."""
     if name not in _MODULE_HASHES:
-        path = LIBRARY / (name.replace(".", "/") + ".py")
+        path = Path(name) if name.endswith(".py") else LIBRARY / (name.replace(".", "/") + ".py")
         _MODULE_HASHES[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     return _MODULE_HASHES[name]
 
@@ -45,12 +45,29 @@ def manifest() -> Manifest:
     return _MANIFESTS[root]
 
 
+def check_input_names(cfg) -> None:
+    """Check every expression against the branches of every dataset's input files, so a
+    misspelt branch stops ``law run`` at once with the config line (not in a traceback)."""
+    from analysis.config.model import check_names
+    from analysis.datasets import dataset_branches
+    from analysis.fileid import InputFileError
+
+    for dataset, spec in cfg.datasets.items():
+        if spec["kind"] == "pseudodata" or not ("files" in spec or "generator" in spec):
+            continue
+        try:
+            check_names(cfg, dataset_branches(cfg, dataset, manifest()))
+        except InputFileError:
+            continue            # reported, naming the file, by the task that reads it
+    manifest().save()
+
+
 class ConfigParameter(luigi.Parameter):
     """Path of an analysis config; a bad config stops ``law run`` with a located message."""
 
     def parse(self, value):
         try:
-            load_config(value)
+            check_input_names(load_config(value))
         except ConfigError as err:
             print(f"heirloom: config error: {err}", file=sys.stderr)
             raise SystemExit(2)
@@ -62,7 +79,7 @@ class execution(luigi.Config):  # noqa: N801  (luigi names config sections after
 
     Global options, not task parameters: they are result-neutral, so they never enter a
     content address, and ``law run`` accepts them for any task. Defaults can also be set
-    in an ``[execution]`` section of law.cfg.
+    in a ``[luigi_execution]`` section of law.cfg (law hands ``luigi_*`` sections to luigi).
     """
 
     use_cmdline_section = False
@@ -142,6 +159,7 @@ class HeirloomTask(law.Task):
             "code": {
                 "heirloom": HEIRLOOM_VERSION,
                 "modules": {m: module_fingerprint(m) for m in sorted(self.code_modules)},
+                "task": module_fingerprint(sys.modules[type(self).__module__].__file__),
                 "plugins": self.cfg.plugins_used(self.plugin_paths()),
             },
             "inputs": inputs,

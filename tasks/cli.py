@@ -60,7 +60,12 @@ def show(config: str) -> list[str]:
     """Where the final outputs of an analysis are, with the fit result."""
     from tasks.results import Fit, Plot
 
+    from analysis.config import load_config
+
     lines = []
+    if not load_config(config).data.get("model"):
+        return ["this config has no statistical model: see its histograms with "
+                f"`law run Histograms --config {config} --print-output 0`"]
     fit, plot = Fit(config=config), Plot(config=config)
     if fit.store_entry().exists():
         result = json.loads((fit.store_entry().path / "fit_result.json").read_text())
@@ -106,6 +111,9 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"heirloom: config error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:                 # `heirloom ... | head`
+        sys.stderr.close()
+        return 0
     return 0
 
 

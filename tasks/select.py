@@ -36,7 +36,7 @@ class Select(HeirloomTask):
     """
 
     dataset = luigi.Parameter(description="dataset name in the config")
-    code_modules = ("selection", "processor", "expr", "executors")
+    code_modules = ("selection", "processor", "expr", "executors", "tables", "corrections")
     format_version = 1
 
     def key_params(self):
@@ -101,6 +101,7 @@ class Histogram(HeirloomTask):
         spec = cfg.datasets[self.dataset]
         used = {o for r in cfg.regions.values() for o in region_observables(r)}
         return {"kind": spec["kind"], "xsec": spec.get("xsec"), "lumi": cfg.lumi if spec["kind"] == "mc" else None,
+                "weighted_normalisation": bool(cfg.data.get("event_weight")),
                 "regions": {name: region_observables(r) for name, r in cfg.regions.items()},
                 "binning": {name: {k: obs.get(k) for k in ("bins", "range", "label")}
                             for name, obs in cfg.observables.items() if name in used}}
@@ -119,7 +120,10 @@ class Histogram(HeirloomTask):
         total = cutflow["events"]["all"]
         scale = 1.0
         if spec["kind"] == "mc":
-            scale = float(spec["xsec"]) * cfg.lumi / max(total, 1)
+            # normalise to the sum of event weights of all generated events when the
+            # config weights events (e.g. by genWeight), else to their number
+            denominator = cutflow["weighted"]["all"] if cfg.data.get("event_weight") else total
+            scale = float(spec["xsec"]) * cfg.lumi / denominator if denominator else 0.0
         table = pq.read_table(inputs["selected"] / "selected.parquet")
         excerpt = self.config_excerpt()
         hists = histograms.fill_from_table(table, excerpt["regions"], cfg.observables, scale)

@@ -121,19 +121,34 @@ class AnalysisConfig:
                         yield ("systematics", name, side, target)
 
     def plugin_functions(self) -> dict:
+        """Callables the expressions may use: plugin functions and correctionlib corrections."""
+        from analysis import corrections
+
         functions = {}
         for plugin in self.plugins.values():
             functions.update(plugin.functions())
+        for alias, path in self.correction_files().items():
+            functions.update(corrections.functions(alias, path))
         return functions
+
+    def correction_files(self) -> dict:
+        """``{alias: absolute path}`` of the correctionlib files under ``corrections:``."""
+        return {alias: str((self.file_of("corrections", alias).parent / spec).resolve())
+                for alias, spec in self.data.get("corrections", {}).items()}
 
     def plugins_used(self, paths) -> dict:
         """``{alias: source fingerprint}`` of the plugins called by the expressions at ``paths``."""
+        from analysis import corrections
+
         used = {}
+        files = self.correction_files()
         for path in paths:
             for function in self._compiled[tuple(path)].functions:
                 alias = function.split(".", 1)[0]
                 if alias in self.plugins:
                     used[alias] = self.plugins[alias].fingerprint
+                elif alias in files:
+                    used[alias] = corrections.fingerprint(files[alias])
         return dict(sorted(used.items()))
 
     # ---- variations -----------------------------------------------------------------
@@ -215,6 +230,9 @@ def _check_structure(cfg: AnalysisConfig) -> None:
                 expected = {"weight": "an expression (string)", "normalization": "a number (e.g. 0.03)",
                             "shape": "a mapping like {Jet.pt: 'Jet.pt * 1.03'}"}[kind]
                 raise cfg.error(f"a {kind} systematic's '{side}' must be {expected}", "systematics", name, side)
+        for key in ("up_dataset", "down_dataset"):
+            if key in syst and syst[key] not in datasets:
+                raise cfg.error(f"unknown dataset '{syst[key]}'", "systematics", name, key)
         if kind != "normalization" and syst.get("up") is None and "up_dataset" not in syst:
             raise cfg.error("a systematic needs 'up' (or 'up_dataset')", "systematics", name)
     model = cfg.data.get("model")
@@ -335,6 +353,15 @@ def load_config(path: str | os.PathLike) -> AnalysisConfig:
             cfg.plugins[alias] = load_plugin(alias, spec, cfg.file_of("plugins", alias).parent)
         except Exception as err:  # a broken plugin is a config problem to the user
             raise cfg.error(f"cannot load plugin: {err}", "plugins", alias) from None
+    for alias, path in cfg.correction_files().items():
+        if alias in cfg.plugins:
+            raise cfg.error(f"'{alias}' is both a plugin and a correction alias", "corrections", alias)
+        try:
+            from analysis.corrections import correction_names
+
+            correction_names(path)
+        except (OSError, ValueError) as err:
+            raise cfg.error(f"cannot read correction file: {err}", "corrections", alias) from None
     _compile_all(cfg)
     _check_structure(cfg)
     _CACHE[key] = (tuple(os.stat(f).st_mtime_ns for f in files), cfg)

@@ -87,6 +87,8 @@ SCHEMA = _obj({
     "description": {"type": "string"},
     "plugins": {"type": "object", "additionalProperties": {"type": "string"},
                 "description": "alias -> python file (relative to the config) or module name"},
+    "corrections": {"type": "object", "additionalProperties": {"type": "string"},
+                    "description": "alias -> correctionlib JSON(.gz) file (relative to the config)"},
     "tree": {"type": "string"},
     "lumi": _NUMBER,
     "event_weight": _EXPR,
@@ -123,7 +125,8 @@ SCHEMA = _obj({
         "cms_label": {"type": "string"},
         "formats": _STRINGS,
     }),
-}, required=("name", "datasets", "regions"))
+}, required=("name", "datasets", "regions"),
+   patternProperties={"^x-": {}})   # free keys for YAML anchors, e.g. x-nominal-datasets: &nominal [...]
 
 
 def validate(data: dict, locations: dict, file: str) -> None:

@@ -34,3 +34,33 @@ def m_bjj(jets, btagged):
 
 #: the jet fields m_bjj reads: the skim keeps just these (plus what the config reads)
 m_bjj.reads = ("pt", "eta", "phi", "mass")
+
+
+def jer_factor(pt, event, sigma=0.05):
+    """Jet energy resolution smearing factors N(1, sigma), one per jet, reproducible.
+
+    The AGC draws them from an unseeded generator; here each jet's factor is a hash of
+    (event number, jet index), so the same jet gets the same factor in every rerun,
+    every chunking and every executor. ``pt``: jagged jet pt (for the structure);
+    ``event``: the event number of each event.
+
+    >>> jer_factor(events.Jet.pt, events.event)          # doctest: +SKIP
+    """
+    index = ak.local_index(pt, axis=1)
+    events, jets = ak.broadcast_arrays(ak.values_astype(event, np.uint64), ak.values_astype(index, np.uint64))
+    counts = ak.num(pt, axis=1)
+    key = ak.to_numpy(ak.flatten(events)) * np.uint64(64) + ak.to_numpy(ak.flatten(jets))
+    u1 = (_splitmix64(key) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    u2 = (_splitmix64(key ^ np.uint64(0x5DEECE66D)) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    normal = np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)      # Box-Muller
+    return ak.unflatten(1.0 + sigma * normal, counts)
+
+
+def _splitmix64(x):
+    """SplitMix64 finaliser: a well-mixed 64-bit hash (vectorised, wraps modulo 2**64)."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
