@@ -49,8 +49,9 @@ def needed_branches(cfg: AnalysisConfig, branches) -> list:
                 for target in syst[side]:
                     root, _, attr = target.partition(".")
                     _keep_field(root, attr, branch_set, branches, keep)
-    # coffea's NanoAOD behaviours build a collection only with its kinematics and charge
-    collections = {b[1:] for b in keep if b.startswith("n") and any(k.startswith(b[1:] + "_") for k in keep)}
+    # coffea's NanoAOD behaviours build a collection only with its kinematics and charge:
+    # counted ones (nJet + Jet_*) and uncounted ones (MET_pt needs MET_phi)
+    collections = {b.split("_", 1)[0] for b in keep if "_" in b}
     keep.update(f"{c}_{f}" for c in collections for f in CANDIDATE_FIELDS if f"{c}_{f}" in branch_set)
     return [b for b in branches if b in keep]
 
@@ -60,7 +61,9 @@ def _bare_reads(text: str, functions: dict) -> dict:
 
     ``ak.num(jets)`` needs only the multiplicity (``COUNT``); a plugin function with a
     ``reads`` attribute (``m_bjj.reads = ("pt", "eta", "phi", "mass")``) needs those
-    fields of the collections passed to it; any other bare use needs every field (None).
+    fields of the collections passed to it, where they exist (``OPTIONAL``: MET passed
+    to a function that reads pt/eta/phi/mass keeps MET_pt and MET_phi); any other bare
+    use needs every field (None).
     """
     import ast
 
@@ -77,7 +80,7 @@ def _bare_reads(text: str, functions: dict) -> dict:
             if callee == "ak.num":
                 fields = {COUNT}
             elif callee in functions and getattr(functions[callee], "reads", None) is not None:
-                fields = set(functions[callee].reads) | {COUNT}
+                fields = {OPTIONAL + f for f in functions[callee].reads} | {COUNT}
         if node.id in needs and (needs[node.id] is None or fields is None):
             needs[node.id] = None
         else:
@@ -86,6 +89,7 @@ def _bare_reads(text: str, functions: dict) -> dict:
 
 
 COUNT = "\0count"
+OPTIONAL = "\0optional:"
 
 
 def _keep_field(root: str, attr: str, branch_set: set, branches: list, keep: set) -> None:
@@ -96,6 +100,13 @@ def _keep_field(root: str, attr: str, branch_set: set, branches: list, keep: set
     if not members:
         if root in branch_set:
             keep.add(root)
+        return
+    if attr.startswith(OPTIONAL):          # a declared read: that branch if the collection has it
+        attr = attr[len(OPTIONAL):]
+        if f"{root}_{attr}" in branch_set:
+            keep.add(f"{root}_{attr}")
+            if f"n{root}" in branch_set:
+                keep.add(f"n{root}")
         return
     if attr == COUNT:
         if f"n{root}" in branch_set:

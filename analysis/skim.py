@@ -1,4 +1,9 @@
-"""Skim one chunk of a raw file: loose preselection pushed down, only needed branches kept."""
+"""Skim one chunk of a raw file: loose preselection pushed down, only needed branches kept.
+
+The input is a ROOT TTree or a parquet file (one row per event); the output is always a
+NanoAOD-like ROOT TTree (flat ``nJet``, ``Jet_pt`` ... branches), so Select reads every
+skim the same way, with coffea's NanoAOD schema and its vector behaviours.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.columns import group_collections
-from analysis.fileid import InputFileError
+from analysis.fileid import COUNT, InputFileError, parquet_columns
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,69 @@ def read_chunk(path: str, tree: str, branches: list, start: int, stop: int) -> d
     except Exception as err:
         raise InputFileError(path, f"{type(err).__name__}: {err}") from None
     return arrays
+
+
+def read_parquet_chunk(path: str, branches: list, start: int, stop: int) -> dict:
+    """Read ``branches`` (NanoAOD-style names, see ``fileid.parquet_columns``) of rows
+    [start, stop) of a parquet file as a dict of awkward arrays.
+
+    Only the row groups that overlap the range and the columns (or struct fields) that
+    the branches come from are read. Nested columns are flattened: ``Jet.pt`` of a list
+    of structs ``Jet`` becomes ``Jet_pt``, its length ``nJet``.
+
+    >>> read_parquet_chunk("events.parquet", ["nJet", "Jet_pt"], 0, 100)["Jet_pt"]   # doctest: +SKIP
+    <Array [[71.7, 27.8], ...] type='100 * var * float32'>
+    """
+    import awkward as ak
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    try:
+        handle = pq.ParquetFile(path)
+        sources = parquet_columns(handle.schema_arrow)
+        missing = [b for b in branches if b not in sources]
+        if missing:
+            raise KeyError(f"no column {missing[0]!r}")
+        fields = {}
+        for name in branches:
+            column, field = sources[name]
+            if field == COUNT:             # a list-of-structs length: read one of its fields
+                field = next(f.name for f in handle.schema_arrow.field(column).type.value_type)
+            fields.setdefault(column, set()).add(field)
+        columns = sorted({c if None in f else f"{c}.{x}" for c, f in fields.items() for x in f})
+        sizes = [handle.metadata.row_group(i).num_rows for i in range(handle.num_row_groups)]
+        edges = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        # the row groups that overlap [start, stop) (the first one for an empty range)
+        groups = [i for i in range(len(sizes)) if edges[i] < stop and edges[i + 1] > start] or [0][:len(sizes)]
+        first = int(edges[groups[0]]) if groups else 0
+        table = ak.from_parquet(path, columns=columns, row_groups=groups or None)
+    except Exception as err:
+        raise InputFileError(path, f"{type(err).__name__}: {err}") from None
+    out = {}
+    for name in branches:
+        column, field = sources[name]
+        value = table[column][start - first: stop - first]
+        if field == COUNT:
+            value = ak.num(value, axis=1)
+        elif field is not None:
+            value = value[field]
+        out[name] = _no_missing(value, path, name)
+    return out
+
+
+def _no_missing(array, path: str, name: str):
+    """``array`` without option types (parquet columns are often declared nullable);
+    a null value is an error: a TTree branch cannot hold one."""
+    import awkward as ak
+
+    if "?" not in str(array.type):
+        return array
+    if any(ak.any(ak.is_none(array, axis=axis)) for axis in range(array.ndim)):
+        raise InputFileError(path, f"column {name!r} has missing (null) values")
+    array = ak.fill_none(array, 0, axis=-1)          # no None left: only the types change
+    for axis in range(array.ndim - 2, -1, -1):
+        array = ak.fill_none(array, [], axis=axis)
+    return array
 
 
 def write_tree(path: Path, arrays: dict, tree: str = "Events") -> None:
@@ -63,11 +131,12 @@ def write_tree(path: Path, arrays: dict, tree: str = "Events") -> None:
 
 
 def skim_chunk(source: str, tree: str, branches: list, start: int, stop: int,
-               preselection, weight_branch: str | None, output: Path) -> SkimStats:
-    """Skim entries [start, stop) of ``source`` into ``output`` (a ROOT TTree).
+               preselection, weight_branch: str | None, output: Path, format: str = "root") -> SkimStats:
+    """Skim entries [start, stop) of ``source`` into ``output`` (a ROOT TTree named ``tree``).
 
     ``preselection``: a compiled Expression (or None) evaluated over the raw branches
-    grouped into collections.
+    grouped into collections. ``format``: ``"root"`` (read the TTree ``tree``) or
+    ``"parquet"`` (rows [start, stop) of a parquet file).
 
     >>> skim_chunk("nano.root", "Events", ["nJet", "Jet_pt"], 0, 1000, None, None, Path("s.root"))  # doctest: +SKIP
     SkimStats(events_in=1000, events_out=1000, sumw_in=1000.0, sumw_out=1000.0)
@@ -75,7 +144,10 @@ def skim_chunk(source: str, tree: str, branches: list, start: int, stop: int,
     import awkward as ak
     import numpy as np
 
-    arrays = read_chunk(source, tree, branches, start, stop)
+    if format == "parquet":
+        arrays = read_parquet_chunk(source, branches, start, stop)
+    else:
+        arrays = read_chunk(source, tree, branches, start, stop)
     n_in = stop - start
     weights = np.asarray(arrays[weight_branch], dtype=np.float64) if weight_branch in arrays else np.ones(n_in)
     if preselection is not None:

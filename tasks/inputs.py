@@ -60,14 +60,19 @@ def source_files(task: HeirloomTask, dataset: str) -> list:
     return ds.input_files(cfg, dataset)
 
 
+def identify(cfg, dataset: str, path: str):
+    """The FileIdentity of one input file of a file-based dataset (ROOT or parquet)."""
+    spec = cfg.datasets[dataset]
+    return manifest().identify(path, spec.get("tree", cfg.tree), spec.get("format"))
+
+
 def dataset_chunks(task: HeirloomTask, dataset: str) -> list:
     cfg = task.cfg
     size = int(cfg.section("skim", "chunk_size", default=ds.DEFAULT_CHUNK))
     if ds.is_generated(cfg, dataset):
         entries = [ds.generated_entries(ds.generator_spec(cfg, dataset))]
     else:
-        entries = [manifest().identify(path, cfg.datasets[dataset].get("tree", cfg.tree)).entries
-                   for path in ds.input_files(cfg, dataset)]
+        entries = [identify(cfg, dataset, path).entries for path in ds.input_files(cfg, dataset)]
     return ds.chunks(entries, size)
 
 
@@ -78,8 +83,7 @@ def dataset_branches(task: HeirloomTask, dataset: str) -> tuple:
         from analysis.demo_streams import BRANCHES
 
         return tuple(BRANCHES)
-    first = ds.input_files(cfg, dataset)[0]
-    return manifest().identify(first, cfg.datasets[dataset].get("tree", cfg.tree)).branches
+    return identify(cfg, dataset, ds.input_files(cfg, dataset)[0]).branches
 
 
 class Skim(HeirloomTask):
@@ -121,7 +125,7 @@ class Skim(HeirloomTask):
             return {}
         chunk = self._chunk()
         path = ds.input_files(self.cfg, self.dataset)[chunk.file_index]
-        return {"file": manifest().identify(path, self.cfg.datasets[self.dataset].get("tree", self.cfg.tree))}
+        return {"file": identify(self.cfg, self.dataset, path)}
 
     def label(self):
         return f"{self.dataset}__{self.chunk}"
@@ -133,9 +137,10 @@ class Skim(HeirloomTask):
         chunk = self._chunk()
         source = source_files(self, self.dataset)[chunk.file_index]
         preselection = cfg.expression("skim", "preselection") if self.plugin_paths() else None
+        fmt = "root" if ds.is_generated(cfg, self.dataset) else identify(cfg, self.dataset, source).format
         t0 = time.time()
         stats = skim_chunk(source, self.config_excerpt()["tree"], self._branches(), chunk.start, chunk.stop,
-                           preselection, "genWeight", outdir / "skim.root")
+                           preselection, "genWeight", outdir / "skim.root", format=fmt)
         (outdir / "stats.json").write_text(json.dumps(stats.__dict__, indent=1))
         rate = stats.events_in / max(time.time() - t0, 1e-6)
         print(f"Skim[{self.dataset} #{self.chunk}]: {stats.events_in} -> {stats.events_out} events "

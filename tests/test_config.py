@@ -32,7 +32,7 @@ def test_fork_is_a_deep_merge(tmp_path):
     assert cfg.datasets["ttbar"]["xsec"] == 729.84
     # a key from the fork is located in the fork, a key from the parent in the parent
     assert cfg.error("x", "objects", "jets", "where").file == str(fork)
-    assert cfg.error("x", "datasets", "ttbar").file == str(DEMO)
+    assert cfg.error("x", "datasets", "ttbar").file == str(ROOT / "configs" / "agc_ttbar.yaml")
 
 
 def test_deep_merge_replaces_lists_and_scalars():

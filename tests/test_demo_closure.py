@@ -1,5 +1,6 @@
-"""Closure on the full demo configuration and on a fork with another seed and injected
-ttbar normalisation: the fit finds the injected value within 2 standard deviations."""
+"""Closure of the full AGC analysis on generated data (what `./setup.sh demo` runs) and of
+a fork with other pseudo-data (seed, injected ttbar normalisation): the fit finds the
+injected value within 2 standard deviations."""
 
 from __future__ import annotations
 
@@ -13,18 +14,18 @@ from conftest import ROOT, law_run, runs
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """One store for both configs: the fork reuses every MC output of the demo."""
+    """One store for both configs: the fork reuses every MC output of the analysis."""
     return tmp_path_factory.mktemp("closure") / "store"
 
 
-@pytest.mark.parametrize("config_name", ["demo", "demo_fork_closure"])
+@pytest.mark.parametrize("config_name", ["agc_ttbar", "agc_ttbar_fork"])
 def test_full_demo_closure(config_name, store):
     config = ROOT / "configs" / f"{config_name}.yaml"
     cfg = load_config(config)
     injected = cfg.data["demo"]["inject"]["ttbar"]
     before = len(runs(store))
     law_run("Fit", config, store, "--executor", "futures", "--workers", "2")
-    if config_name == "demo_fork_closure":      # only the pseudo-data chain and the fit reran
+    if config_name == "agc_ttbar_fork":         # only the pseudo-data chain and the fit reran
         assert {(r["task"], r["label"].split("__")[0]) for r in runs(store)[before:]} == {
             ("Generate", "data"), ("Skim", "data"), ("Select", "data"), ("Histogram", "data"),
             ("Histograms", "all"), ("Fit", "all")}

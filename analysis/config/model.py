@@ -154,7 +154,8 @@ class AnalysisConfig:
     # ---- variations -----------------------------------------------------------------
     def applies_to(self, syst_name: str, dataset: str) -> bool:
         syst = self.systematics[syst_name]
-        if self.datasets[dataset]["kind"] != "mc":
+        spec = self.datasets[dataset]
+        if spec["kind"] != "mc" or spec.get("systematics") is False:
             return False
         return dataset in syst["datasets"] if "datasets" in syst else True
 

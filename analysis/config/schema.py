@@ -6,6 +6,8 @@ describes each key for people. Unknown keys are errors: a typo must never be ign
 
 from __future__ import annotations
 
+import re
+
 import jsonschema
 
 from analysis.config.errors import ConfigError
@@ -40,6 +42,8 @@ DATASET = _obj({
                 "description": "pseudodata: dataset name -> factor"},
     "tree": {"type": "string"},
     "format": {"enum": ["root", "parquet"]},
+    "systematics": {"type": "boolean",
+                    "description": "false: no event-level systematics for this dataset (e.g. a sample-variation template)"},
 }, required=("kind",))
 
 OBSERVABLE = _obj({
@@ -95,7 +99,6 @@ SCHEMA = _obj({
     "demo": _obj({
         "seed": {"type": "integer"},
         "events": {"type": "integer", "minimum": 1},
-        "ttbar_norm": _NUMBER,
         "inject": {"type": "object", "additionalProperties": _NUMBER},
         "chunk_size": {"type": "integer", "minimum": 1},
     }),
@@ -143,7 +146,9 @@ def validate(data: dict, locations: dict, file: str) -> None:
     path = tuple(error.absolute_path)
     message = error.message
     if error.validator == "additionalProperties":
-        unknown = [k for k in error.instance if k not in error.schema.get("properties", {})]
+        patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
+        unknown = [k for k in error.instance if k not in error.schema.get("properties", {})
+                   and not any(p.search(k) for p in patterns)]
         if unknown:
             path = path + (unknown[0],)
             allowed = ", ".join(sorted(error.schema.get("properties", {})))
