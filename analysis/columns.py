@@ -80,7 +80,7 @@ def _bare_reads(text: str, functions: dict) -> dict:
             if callee == "ak.num":
                 fields = {COUNT}
             elif callee in functions and getattr(functions[callee], "reads", None) is not None:
-                fields = {OPTIONAL + f for f in functions[callee].reads} | {COUNT}
+                fields = {OPTIONAL + f for f in functions[callee].reads}   # (with nX where it exists)
         if node.id in needs and (needs[node.id] is None or fields is None):
             needs[node.id] = None
         else:
