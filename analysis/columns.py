@@ -62,25 +62,35 @@ def _bare_reads(text: str, functions: dict) -> dict:
     ``ak.num(jets)`` needs only the multiplicity (``COUNT``); a plugin function with a
     ``reads`` attribute (``m_bjj.reads = ("pt", "eta", "phi", "mass")``) needs those
     fields of the collections passed to it, where they exist (``OPTIONAL``: MET passed
-    to a function that reads pt/eta/phi/mass keeps MET_pt and MET_phi); any other bare
-    use needs every field (None).
+    to a function that reads pt/eta/phi/mass keeps MET_pt and MET_phi); the vector
+    methods need the kinematics of their receiver and of their argument
+    (``Jet.metric_table(muons)``; the argument of ``nearest`` is returned, so it needs
+    every field); any other bare use needs every field (None).
     """
     import ast
 
     tree = ast.parse(text.strip(), mode="eval")
     parents = {id(child): parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
+    kinematics = {OPTIONAL + f for f in CANDIDATE_FIELDS}
     needs: dict = {}
     for node in ast.walk(tree):
-        if not isinstance(node, ast.Name) or isinstance(parents.get(id(node)), ast.Attribute):
+        if not isinstance(node, ast.Name):
             continue
         parent = parents.get(id(node))
         fields = None
-        if isinstance(parent, ast.Call) and node in parent.args:
+        if isinstance(parent, ast.Attribute):
+            call = parents.get(id(parent))
+            if not (parent.attr in VECTOR_METHODS | {"nearest"} and isinstance(call, ast.Call) and call.func is parent):
+                continue                   # a field (Jet.pt): read through the attribute
+            fields = kinematics            # the receiver of a vector method
+        elif isinstance(parent, ast.Call) and node in parent.args:
             callee = ast.unparse(parent.func)
             if callee == "ak.num":
                 fields = {COUNT}
             elif callee in functions and getattr(functions[callee], "reads", None) is not None:
                 fields = {OPTIONAL + f for f in functions[callee].reads}   # (with nX where it exists)
+            elif isinstance(parent.func, ast.Attribute) and parent.func.attr in VECTOR_METHODS:
+                fields = kinematics
         if node.id in needs and (needs[node.id] is None or fields is None):
             needs[node.id] = None
         else:
@@ -90,6 +100,8 @@ def _bare_reads(text: str, functions: dict) -> dict:
 
 COUNT = "\0count"
 OPTIONAL = "\0optional:"
+#: methods of the expression language that compute from kinematics only (see analysis/expr.py)
+VECTOR_METHODS = frozenset({"delta_r", "delta_phi", "metric_table"})
 
 
 def _keep_field(root: str, attr: str, branch_set: set, branches: list, keep: set) -> None:

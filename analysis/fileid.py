@@ -66,15 +66,18 @@ PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
 
 def file_format(path: str | os.PathLike, declared: str | None = None) -> str:
     """``"root"`` or ``"parquet"``: the dataset's ``format:`` if given, else the file's
-    extension, else its magic bytes (``PAR1``).
+    extension, else its magic bytes (``PAR1``; only read for other extensions, so a
+    no-op rerun still only ``stat``s ``.root`` and ``.parquet`` files).
 
-    >>> file_format("events.parquet"), file_format("nano.root", "root")
-    ('parquet', 'root')
+    >>> file_format("events.parquet"), file_format("nano.root"), file_format("x.root", "parquet")
+    ('parquet', 'root', 'parquet')
     """
     if declared:
         return declared
     if str(path).lower().endswith(PARQUET_SUFFIXES):
         return "parquet"
+    if str(path).lower().endswith(".root"):
+        return "root"
     try:
         with open(path, "rb") as stream:
             return "parquet" if stream.read(4) == b"PAR1" else "root"

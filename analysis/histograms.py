@@ -52,8 +52,9 @@ def fill_from_table(table, regions: dict, observables: dict, scale: float = 1.0)
         for obs in observable_names:
             h = empty_histogram(obs, observables[obs])
             values = table.column(f"obs_{obs}").to_numpy()
+            defined = ~np.isnan(values)       # an observable may be undefined (None) for an event
             for variation in ordered:
-                rows = in_region & (variation_codes == variation_names.index(variation))
+                rows = in_region & defined & (variation_codes == variation_names.index(variation))
                 if not rows.any():
                     continue
                 h.fill(variation=variation, **{obs: values[rows]}, weight=nominal_weight[rows] * scale)

@@ -149,6 +149,13 @@ def _as_numpy(values, dtype="float64"):
     return np.asarray(array, dtype=dtype)
 
 
+def _mask(values, n: int):
+    """A boolean per event (a constant cut such as ``True`` applies to every event)."""
+    import numpy as np
+
+    return np.broadcast_to(_as_numpy(values, dtype=bool), (n,)).copy()
+
+
 def _apply_overrides(events, overrides) -> Namespace:
     """A namespace where ``Collection.field`` inputs are replaced by varied values."""
     import awkward as ak
@@ -222,7 +229,7 @@ def select_events(events, plan: SelectionPlan) -> ChunkResult:
             _count(result, "preselected", mask, weight)
         for step, cut in compiled["steps"]:
             key = f"\0step:{step}"
-            passed = nominal[key] if reuse(key, cut.names) else _as_numpy(cut.evaluate(namespace), dtype=bool)
+            passed = nominal[key] if reuse(key, cut.names) else _mask(cut.evaluate(namespace), n_events)
             if is_nominal:
                 nominal[key] = passed
             mask &= passed
@@ -235,7 +242,7 @@ def select_events(events, plan: SelectionPlan) -> ChunkResult:
             for name, factor in compiled["weights"]:
                 factors[name] = _as_numpy(factor.evaluate(selected)) * np.ones(len(selected_weight))
         for region, cut, observables in compiled["regions"]:
-            in_region = _as_numpy(cut.evaluate(selected), dtype=bool)
+            in_region = _mask(cut.evaluate(selected), int(mask.sum()))
             if is_nominal:
                 _count(result, region, _scatter(mask, in_region), weight)
             region_ns = selected.masked(in_region)

@@ -165,6 +165,9 @@ def test_skims_keep_only_what_the_queries_read(adl_store):
     # sfos_mt.reads: MET has no eta/mass/charge branch, so only MET_pt/MET_phi are kept
     assert {b for b in kept("q8") if b.startswith("MET")} == {"MET_pt", "MET_phi"}
     assert "Tau_pt" not in kept("q8") and "Jet_pt" not in kept("q8")
+    # Jet.metric_table(muons) needs the kinematics of both collections, nothing else
+    assert kept("q7") == ids | jet | {
+        f"{c}_{f}" for c in ("Muon", "Electron") for f in ("pt", "eta", "phi", "mass", "charge")} | {"nMuon", "nElectron"}
     prov = json.loads((adl_store / "by-name" / "adl_q1" / "Skim" / "run2012b__0" / "provenance.json").read_text())
     assert prov["inputs"]["file"]["name"] == PARQUET.name and len(prov["inputs"]["file"]["uuid"]) == 32
 
