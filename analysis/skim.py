@@ -98,7 +98,11 @@ def _no_missing(array, path: str, name: str):
     return array
 
 
-def write_tree(path: Path, arrays: dict, tree: str = "Events") -> None:
+#: the tree name of every skim, whatever the input's tree is called
+SKIM_TREE = "Events"
+
+
+def write_tree(path: Path, arrays: dict, tree: str = SKIM_TREE) -> None:
     """Write flat NanoAOD branches as a TTree (``mktree`` + ``extend``, never an RNTuple).
 
     Collections with a counter (``nJet`` + ``Jet_*``) are written as jagged records so the
@@ -156,5 +160,5 @@ def skim_chunk(source: str, tree: str, branches: list, start: int, stop: int,
         arrays = {name: array[mask] for name, array in arrays.items()}
     else:
         mask = np.ones(n_in, dtype=bool)
-    write_tree(output, arrays, tree)
+    write_tree(output, arrays, SKIM_TREE)
     return SkimStats(n_in, int(mask.sum()), float(weights.sum()), float(weights[mask].sum()))

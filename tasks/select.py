@@ -56,6 +56,7 @@ class Select(HeirloomTask):
         from analysis.executors import make_executor
         from analysis.processor import run_selection
         from analysis.selection import plan_from_config
+        from analysis.skim import SKIM_TREE
         from analysis.tables import write_selected
 
         cfg = self.cfg
@@ -67,7 +68,7 @@ class Select(HeirloomTask):
         n_pre = sum(st["events_out"] for st in stats)
         if files:
             executor = make_executor(execution().executor, current_workers(), execution().scheduler or None)
-            output = run_selection(files, plan, executor, tree=cfg.tree,
+            output = run_selection(files, plan, executor, tree=SKIM_TREE,
                                    chunksize=int(cfg.section("select", "chunk_size", default=200_000)))
         else:
             output = {"chunks": {}, "cutflow_events": {}, "cutflow_weights": {}, "events": 0}
