@@ -135,11 +135,12 @@ def write_tree(path: Path, arrays: dict, tree: str = SKIM_TREE) -> None:
 
 
 def skim_chunk(source: str, tree: str, branches: list, start: int, stop: int,
-               preselection, weight_branch: str | None, output: Path, format: str = "root") -> SkimStats:
-    """Skim entries [start, stop) of ``source`` into ``output`` (a ROOT TTree named ``tree``).
+               preselection, event_weight, output: Path, format: str = "root") -> SkimStats:
+    """Skim entries [start, stop) of ``source`` (its tree ``tree``) into ``output`` (tree ``Events``).
 
-    ``preselection``: a compiled Expression (or None) evaluated over the raw branches
-    grouped into collections. ``format``: ``"root"`` (read the TTree ``tree``) or
+    ``preselection`` and ``event_weight``: compiled Expressions (or None) evaluated over
+    the raw branches grouped into collections; the sums of event weights before and after
+    the preselection are recorded (the MC normalisation when events are weighted). ``format``: ``"root"`` (read the TTree ``tree``) or
     ``"parquet"`` (rows [start, stop) of a parquet file).
 
     >>> skim_chunk("nano.root", "Events", ["nJet", "Jet_pt"], 0, 1000, None, None, Path("s.root"))  # doctest: +SKIP
@@ -153,9 +154,12 @@ def skim_chunk(source: str, tree: str, branches: list, start: int, stop: int,
     else:
         arrays = read_chunk(source, tree, branches, start, stop)
     n_in = stop - start
-    weights = np.asarray(arrays[weight_branch], dtype=np.float64) if weight_branch in arrays else np.ones(n_in)
+    namespace = group_collections(arrays) if (preselection is not None or event_weight is not None) else None
+    weights = np.ones(n_in)
+    if event_weight is not None:
+        weights = weights * np.asarray(ak.to_numpy(event_weight.evaluate(namespace)), dtype=np.float64)
     if preselection is not None:
-        mask = preselection.evaluate(group_collections(arrays))
+        mask = preselection.evaluate(namespace)
         mask = np.asarray(ak.to_numpy(ak.fill_none(mask, False)), dtype=bool)
         arrays = {name: array[mask] for name, array in arrays.items()}
     else:

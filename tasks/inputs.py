@@ -110,10 +110,19 @@ class Skim(HeirloomTask):
         return {"tree": cfg.datasets[self.dataset].get("tree", cfg.tree),
                 "preselection": cfg.section("skim", "preselection"),
                 "branches": self._branches(),
+                "event_weight": self._event_weight().text if self._event_weight() is not None else None,
                 "entries": [chunk.start, chunk.stop]}
 
+    def _event_weight(self):
+        """The MC event weight expression (None: weight 1), summed before the preselection."""
+        cfg = self.cfg
+        if cfg.datasets[self.dataset]["kind"] != "mc" or "event_weight" not in cfg.data:
+            return None
+        return cfg.expression("event_weight")
+
     def plugin_paths(self):
-        return [("skim", "preselection")] if "preselection" in self.cfg.section("skim", default={}) else []
+        paths = [("skim", "preselection")] if "preselection" in self.cfg.section("skim", default={}) else []
+        return paths + ([("event_weight",)] if self._event_weight() is not None else [])
 
     def requires(self):
         if ds.is_generated(self.cfg, self.dataset):
@@ -136,11 +145,12 @@ class Skim(HeirloomTask):
         cfg = self.cfg
         chunk = self._chunk()
         source = source_files(self, self.dataset)[chunk.file_index]
-        preselection = cfg.expression("skim", "preselection") if self.plugin_paths() else None
+        preselection = cfg.expression("skim", "preselection") if "preselection" in cfg.section("skim", default={}) \
+            else None
         fmt = "root" if ds.is_generated(cfg, self.dataset) else identify(cfg, self.dataset, source).format
         t0 = time.time()
         stats = skim_chunk(source, self.config_excerpt()["tree"], self._branches(), chunk.start, chunk.stop,
-                           preselection, "genWeight", outdir / "skim.root", format=fmt)
+                           preselection, self._event_weight(), outdir / "skim.root", format=fmt)
         (outdir / "stats.json").write_text(json.dumps(stats.__dict__, indent=1))
         rate = stats.events_in / max(time.time() - t0, 1e-6)
         print(f"Skim[{self.dataset} #{self.chunk}]: {stats.events_in} -> {stats.events_out} events "

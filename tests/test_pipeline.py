@@ -172,3 +172,26 @@ def test_why_explains_a_changed_cut(base_run, tmp_path):
     assert "Select[ttbar]: WOULD RUN" in out.stdout
     assert "ak.num(jets) >= 5" in out.stdout
     assert "Skim[ttbar__0]: up to date" in out.stdout
+
+
+def test_weighted_events_normalise_to_their_sum(tmp_path):
+    """With event_weight: genWeight (negative weights in the ME_var sample), MC is scaled
+    by xsec * lumi / sum of weights of all generated events, and the cutflow's weighted
+    column uses the same weights from the first row on."""
+    import numpy as np
+    import uproot
+
+    base = small_demo(tmp_path, name="weighted_base")
+    config = tmp_path / "weighted.yaml"
+    config.write_text(f"extends: {base}\nname: weighted\nevent_weight: genWeight\n"
+                      "datasets:\n  ttbar: {generator: {process: ttbar__ME_var}}\n")
+    store = tmp_path / "store"
+    law_run("Histogram", config, store, "--dataset", "ttbar")
+    generated = (store / "by-name" / "weighted" / "Generate" / "ttbar" / "events.root")
+    gen_weight = uproot.open(generated)["Events"]["genWeight"].array(library="np")
+    assert (gen_weight < 0).any()
+    cutflow = json.loads((store / "by-name" / "weighted" / "Select" / "ttbar" / "cutflow.json").read_text())
+    assert cutflow["weighted"]["all"] == pytest.approx(float(gen_weight.sum()))
+    assert cutflow["events"]["all"] == len(gen_weight)
+    prov = json.loads((store / "by-name" / "weighted" / "Histogram" / "ttbar" / "provenance.json").read_text())
+    assert prov["scale"] == pytest.approx(729.84 * 3.0 / float(np.sum(gen_weight)))
