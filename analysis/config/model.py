@@ -107,8 +107,9 @@ class AnalysisConfig:
                 yield ("objects", name, "where")
         for index, _ in enumerate(self.data.get("selection", [])):
             yield ("selection", index, "cut")
-        for name in self.regions:
-            yield ("regions", name, "cut")
+        for name, region in self.regions.items():
+            if "cut" in region:                 # none with external_histograms
+                yield ("regions", name, "cut")
         for name in self.observables:
             yield ("observables", name, "expr")
         for name, syst in self.systematics.items():
@@ -186,9 +187,10 @@ class AnalysisConfig:
 def _check_structure(cfg: AnalysisConfig) -> None:
     """Cross-references the schema cannot see: names that must exist elsewhere."""
     datasets = cfg.datasets
+    external = cfg.data.get("external_histograms")      # histograms made elsewhere: no event loop
     for name, ds in datasets.items():
         kind = ds["kind"]
-        if kind in ("mc", "data") and not ("files" in ds) ^ ("generator" in ds):
+        if kind in ("mc", "data") and not external and not ("files" in ds) ^ ("generator" in ds):
             raise cfg.error(f"dataset '{name}' needs exactly one of 'files' or 'generator'", "datasets", name)
         if kind == "mc" and "xsec" not in ds:
             raise cfg.error(f"MC dataset '{name}' needs 'xsec' (pb)", "datasets", name)
@@ -196,7 +198,7 @@ def _check_structure(cfg: AnalysisConfig) -> None:
             for other in ds.get("combine", {}) or {}:
                 if other not in datasets:
                     raise cfg.error(f"unknown dataset '{other}'", "datasets", name, "combine", other)
-            if not ds.get("combine"):
+            if not ds.get("combine") and not (external and name in external["datasets"]):
                 raise cfg.error("pseudodata needs 'combine: {dataset: factor}'", "datasets", name)
     known_objects: set = set()
     for name, obj in cfg.data.get("objects", {}).items():
@@ -208,6 +210,9 @@ def _check_structure(cfg: AnalysisConfig) -> None:
                             "objects", name, "from")
         known_objects.add(name)
     for name, region in cfg.regions.items():
+        if "cut" not in region and not external:
+            raise cfg.error("a region needs 'cut' (only regions of external_histograms have none)",
+                            "regions", name)
         for obs in _region_observables(region):
             if obs not in cfg.observables:
                 raise cfg.error(f"unknown observable '{obs}'", "regions", name,
@@ -226,10 +231,11 @@ def _check_structure(cfg: AnalysisConfig) -> None:
             if value is None:
                 continue
             ok = {"weight": isinstance(value, str), "normalization": isinstance(value, (int, float)),
-                  "shape": isinstance(value, dict)}[kind]
+                  "shape": isinstance(value, dict), "template": isinstance(value, str)}[kind]
             if not ok:
                 expected = {"weight": "an expression (string)", "normalization": "a number (e.g. 0.03)",
-                            "shape": "a mapping like {Jet.pt: 'Jet.pt * 1.03'}"}[kind]
+                            "shape": "a mapping like {Jet.pt: 'Jet.pt * 1.03'}",
+                            "template": "a variation name (e.g. pt_scale_up)"}[kind]
                 raise cfg.error(f"a {kind} systematic's '{side}' must be {expected}", "systematics", name, side)
         for key in ("up_dataset", "down_dataset"):
             if key in syst and syst[key] not in datasets:
@@ -249,6 +255,10 @@ def _check_structure(cfg: AnalysisConfig) -> None:
                 raise cfg.error(f"unknown region '{region}'", "model", "regions", region)
         if model["poi"] not in model.get("norm_factors", {}):
             raise cfg.error(f"the POI '{model['poi']}' must be one of model.norm_factors", "model", "poi")
+    if external:
+        from analysis.external import check_config     # its cross-references (file, names, datasets)
+
+        check_config(cfg)
 
 
 def _region_observables(region: dict) -> list:

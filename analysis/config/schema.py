@@ -58,10 +58,11 @@ REGION = _obj({
     "observable": {"type": "string"},
     "observables": _STRINGS,
     "label": {"type": "string"},
-}, required=("cut",))
+})   # 'cut' is required unless the config has external_histograms (checked in model.py)
 
 SYSTEMATIC = _obj({
-    "type": {"enum": ["weight", "shape", "normalization"]},
+    "type": {"enum": ["weight", "shape", "normalization", "template"],
+             "description": "template: up/down name existing variations (e.g. of external_histograms)"},
     "up": {},
     "down": {},
     "datasets": _STRINGS,
@@ -85,6 +86,24 @@ MODEL = _obj({
         "bounds": {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2}},
         required=("samples",))},
 }, required=("poi", "data", "samples"))
+
+EXTERNAL_HISTOGRAMS = _obj({
+    "file": {"type": "string", "minLength": 1, "description": "relative to the config file that sets it"},
+    "format": {"enum": ["agc_json", "root"]},
+    "name": {"type": "string", "minLength": 1,
+             "description": "histogram name pattern with {region}, {dataset} and {variation}"},
+    "regions": {"type": "object", "minProperties": 1, "additionalProperties": {"anyOf": [
+        {"type": "string"},
+        _obj({"name": {"type": "string"}, "observable": _NAME, "label": {"type": "string"}})]},
+        "description": "config region -> its {region} in names (or {name, observable, label})"},
+    "datasets": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"},
+                 "description": "config dataset -> its {dataset} in names"},
+    "variations": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "variation -> its {variation} in names (nominal: '' unless given)"},
+    "variances": {"enum": ["file", "per_event_weight", "contents", "zero"]},
+    "weights": {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+                "description": "per_event_weight: dataset -> weight (instead of inferring it)"},
+}, required=("file", "format", "name", "regions", "datasets"))
 
 SCHEMA = _obj({
     "name": _NAME,
@@ -116,11 +135,15 @@ SCHEMA = _obj({
     "systematics": {"type": "object", "additionalProperties": SYSTEMATIC},
     "select": _obj({"chunk_size": {"type": "integer", "minimum": 1}}),
     "model": MODEL,
+    "external_histograms": EXTERNAL_HISTOGRAMS,
     "fit": _obj({
         "strategy": {"type": ["integer", "null"], "enum": [0, 1, 2, None]},
         "tolerance": {"type": ["number", "null"]},
         "minos": _STRINGS,
         "asimov": {"type": "boolean"},
+        "maxiter": {"type": ["integer", "null"], "minimum": 1},
+        "ranking": {"type": "boolean", "description": "nuisance-parameter impact ranking (4 fits per parameter)"},
+        "significance": {"type": "boolean", "description": "discovery significance of the POI"},
     }),
     "plots": _obj({
         "title": {"type": "string"},
