@@ -89,11 +89,16 @@ def chunks(entries_per_file: list, chunk_size: int) -> list:
     return out
 
 
+def identify(cfg, dataset: str, path: str, manifest):
+    """The FileIdentity of one input file of a file-based dataset (ROOT or Parquet)."""
+    spec = cfg.datasets[dataset]
+    return manifest.identify(path, spec.get("tree", cfg.tree), spec.get("format"))
+
+
 def dataset_branches(cfg, dataset: str, manifest) -> tuple:
     """Branch names of a dataset's input: the generator's list, or its first file's."""
     if is_generated(cfg, dataset):
         from analysis.demo_streams import BRANCHES
 
         return tuple(BRANCHES)
-    first = input_files(cfg, dataset)[0]
-    return manifest.identify(first, cfg.datasets[dataset].get("tree", cfg.tree)).branches
+    return identify(cfg, dataset, input_files(cfg, dataset)[0], manifest).branches

@@ -62,8 +62,7 @@ def source_files(task: HeirloomTask, dataset: str) -> list:
 
 def identify(cfg, dataset: str, path: str):
     """The FileIdentity of one input file of a file-based dataset (ROOT or parquet)."""
-    spec = cfg.datasets[dataset]
-    return manifest().identify(path, spec.get("tree", cfg.tree), spec.get("format"))
+    return ds.identify(cfg, dataset, path, manifest())
 
 
 def dataset_chunks(task: HeirloomTask, dataset: str) -> list:
@@ -78,12 +77,7 @@ def dataset_chunks(task: HeirloomTask, dataset: str) -> list:
 
 def dataset_branches(task: HeirloomTask, dataset: str) -> tuple:
     """Branch names of a dataset's input (from the first file, or the generator's list)."""
-    cfg = task.cfg
-    if ds.is_generated(cfg, dataset):
-        from analysis.demo_streams import BRANCHES
-
-        return tuple(BRANCHES)
-    return identify(cfg, dataset, ds.input_files(cfg, dataset)[0]).branches
+    return ds.dataset_branches(task.cfg, dataset, manifest())
 
 
 class Skim(HeirloomTask):
