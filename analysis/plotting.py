@@ -1,4 +1,4 @@
-"""Fit plots as PNG files: pre-/post-fit distributions, pulls, correlations.
+"""Fit plots as PNG files: pre-/post-fit distributions, pulls, correlations, impact ranking.
 
 The figures are cabinetry's (``cabinetry.visualize``), drawn from the pyhf workspace and
 a :class:`analysis.fitting.FitResult`; this module only picks the data, names the files
@@ -8,7 +8,7 @@ restored afterwards (cabinetry changes the style).
 
 File names: ``{channel}_prefit.png`` / ``{channel}_postfit.png`` (channel name with
 characters other than letters, digits, ``_+-`` replaced by ``-``: "4j1b CR" ->
-``4j1b-CR_prefit.png``), ``pulls.png``, ``correlation_matrix.png``.
+``4j1b-CR_prefit.png``), ``pulls.png``, ``correlation_matrix.png``, ``ranking.png``.
 
 >>> plot_prefit_postfit(ws, result, "plots/")     # doctest: +SKIP
 [PosixPath('plots/4j1b-CR_prefit.png'), PosixPath('plots/4j1b-CR_postfit.png'), ...]
@@ -21,9 +21,10 @@ import re
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from analysis.fitting import FitResult, pulls
+from analysis.fitting import FitResult, Ranking, pulls
 
 DPI = 120
+RANKING_MAX_PARS = 20               # parameters shown in the impact ranking plot
 
 
 def plot_prefit_postfit(workspace: Mapping, fit_result: FitResult, outdir: str | Path, *,
@@ -100,6 +101,24 @@ def plot_correlation(fit_result: FitResult, outdir: str | Path, *, pruning_thres
             fit_result.to_cabinetry(), pruning_threshold=pruning_threshold,
             save_figure=False, close_figure=False)
         return [_save(figure, outdir / "correlation_matrix.png")]
+
+
+def plot_ranking(ranking: Ranking, outdir: str | Path, *, max_pars: int | None = RANKING_MAX_PARS) -> list[Path]:
+    """Impact ranking: pre-/post-fit impacts on the POI (bars) and pulls (points) of the
+    ``max_pars`` most important parameters (None: all), as the AGC shows it.
+
+    >>> plot_ranking(ranking, "plots")      # doctest: +SKIP
+    [PosixPath('plots/ranking.png')]
+    """
+    with _agg():
+        import cabinetry
+
+        outdir = _outdir(outdir)
+        if not ranking.labels:
+            return []
+        figure = cabinetry.visualize.ranking(ranking.to_cabinetry(), max_pars=max_pars,
+                                             save_figure=False, close_figure=False)
+        return [_save(figure, outdir / "ranking.png")]
 
 
 # ---- helpers ------------------------------------------------------------------------

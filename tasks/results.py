@@ -1,8 +1,9 @@
-"""Histograms (all datasets merged), Fit and Plot."""
+"""Histograms (all datasets merged, or ExternalHistograms read from a file), Fit and Plot."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from tasks.base import HeirloomTask
@@ -36,39 +37,133 @@ class Histograms(HeirloomTask):
         return {}
 
 
-class Fit(HeirloomTask):
-    """Build the pyhf workspace with cabinetry and fit the parameter of interest."""
+class ExternalHistograms(HeirloomTask):
+    """Histograms made by another system (``external_histograms:``), in Histograms' layout.
 
-    code_modules = ("statmodel", "fitting", "modelspec")
+    Its key holds the file's content (sha256), not its path: the same file elsewhere is
+    the same result. Writes ``histograms.json`` and ``external.json`` (per-event weights
+    found, the variations of each dataset, the file's histograms nothing maps).
+    """
+
+    code_modules = ("external", "histograms")
 
     def config_excerpt(self):
-        from analysis.modelspec import fit_model
+        from analysis.external import excerpt
+
+        return excerpt(self.cfg)
+
+    def raw_inputs(self):
+        from analysis.external import identify
+
+        return {"histograms_file": identify(self.cfg)}
+
+    def requires(self):
+        return {}
+
+    def produce(self, outdir: Path, inputs: dict) -> dict:
+        from analysis import external, histograms
+
+        merged, summary = external.read(self.cfg)
+        histograms.dump(merged, outdir / "histograms.json")
+        (outdir / "external.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+        print(f"ExternalHistograms: {len(merged)} histograms from {summary['used']} of the file's "
+              f"({len(summary['unused'])} unused)", flush=True)
+        return {"external": {"weights": summary["weights"], "unused": len(summary["unused"])}}
+
+
+def uses_external_histograms(cfg) -> bool:
+    return bool(cfg.data.get("external_histograms"))
+
+
+class Fit(HeirloomTask):
+    """Build the pyhf workspace with cabinetry, fit the parameter of interest, rank the
+    nuisance parameters by impact (``fit.ranking``) and compute the discovery
+    significance (``fit.significance``), all with the config's minimiser settings.
+
+    Outputs: ``workspace.json``, ``fit_result.json``, ``ranking.json``, ``significance.json``
+    (the last two unless switched off), ``cabinetry/`` (templates.root, cabinetry config).
+    """
+
+    @property
+    def code_modules(self):
+        # analysis/external.py decides the result only where the config uses it
+        # (external histograms, or ``type: template`` systematics)
+        uses = uses_external_histograms(self.cfg) or any(
+            s["type"] == "template" for s in self.cfg.systematics.values())
+        return ("statmodel", "fitting", "modelspec") + (("external",) if uses else ())
+
+    def config_excerpt(self):
+        from analysis.external import fit_model
 
         return {"model": fit_model(self.cfg), "fit": self.cfg.section("fit", default={})}
 
     def requires(self):
+        if uses_external_histograms(self.cfg):
+            return {"histograms": ExternalHistograms.req(self)}
         return {"histograms": Histograms.req(self)}
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis import histograms
-        from analysis.fitting import fit_workspace
+        from analysis import external, histograms
+        from analysis.fitting import FitError, fit_workspace, rank, significance
         from analysis.modelspec import fit_histograms
         from analysis.statmodel import build_workspace
 
         excerpt = self.config_excerpt()
+        fit_cfg = excerpt["fit"]
         merged = histograms.load(inputs["histograms"] / "histograms.json")
-        workspace = build_workspace(fit_histograms(self.cfg, merged), excerpt["model"], excerpt["fit"],
-                                    outdir / "cabinetry")
+        selected = (external.fit_histograms if uses_external_histograms(self.cfg) else fit_histograms)(self.cfg, merged)
+        workspace = build_workspace(selected, excerpt["model"], fit_cfg, outdir / "cabinetry")
         (outdir / "workspace.json").write_text(json.dumps(workspace, indent=1, sort_keys=True))
-        result = fit_workspace(workspace, excerpt["fit"])
+        seconds = {}
+        t0 = time.time()
+        result = fit_workspace(workspace, fit_cfg)
+        seconds["fit"] = round(time.time() - t0, 3)
         (outdir / "fit_result.json").write_text(result.to_json())
         poi = excerpt["model"]["poi"]
-        print(f"Fit: {poi} = {result.bestfit:.4f} +- {result.uncertainty:.4f}", flush=True)
-        return {"poi": {"name": poi, "value": result.bestfit, "uncertainty": result.uncertainty}}
+        print(f"Fit: {poi} = {result.bestfit:.4f} +- {result.uncertainty:.4f} (strategy {result.strategy})",
+              flush=True)
+        extra = {"poi": {"name": poi, "value": result.bestfit, "uncertainty": result.uncertainty,
+                         "minos": result.minos.get(poi)}}
+        check = result.extra.get("hessian_check")
+        if check:
+            extra["poi"]["hessian_check"] = check["poi_uncertainty"]
+            print(f"Fit: Hessian cross-check (finite differences): +- {check['poi_uncertainty']:.4f}", flush=True)
+        failed = {}         # a failed extra product is reported, and does not lose the fit
+        if fit_cfg.get("significance", True):
+            try:
+                sig = significance(workspace, fit_cfg)
+            except FitError as err:
+                failed["significance"] = str(err)
+            else:
+                seconds["significance"] = sig.seconds
+                (outdir / "significance.json").write_text(sig.to_json())
+                extra["significance"] = {"observed": sig.observed_significance, "expected": sig.expected_significance}
+                print(f"Fit: discovery significance {_z(sig.observed_significance)} observed, "
+                      f"{_z(sig.expected_significance)} expected", flush=True)
+        if fit_cfg.get("ranking", True):
+            try:
+                ranking = rank(workspace, result, fit_cfg)
+            except FitError as err:
+                failed["ranking"] = str(err)
+            else:
+                seconds["ranking"] = ranking.seconds
+                (outdir / "ranking.json").write_text(ranking.to_json())
+                print(f"Fit: impact ranking of {len(ranking.labels)} parameters in {ranking.seconds:.1f} s "
+                      f"(top: {', '.join(ranking.labels[:3])})", flush=True)
+        for product, message in failed.items():
+            print(f"Fit: WARNING: no {product}: {message}", flush=True)
+        if failed:
+            extra["failed"] = failed
+        return {**extra, "seconds": seconds}
+
+
+def _z(value) -> str:
+    return "infinite (p-value 0)" if value is None or value == float("inf") else f"{value:.2f} sigma"
 
 
 class Plot(HeirloomTask):
-    """Pre- and post-fit plots per region, pulls, correlations, and the cutflow table."""
+    """Pre- and post-fit plots per region, pulls, correlations, impact ranking, and the
+    cutflow table (not for external histograms: no event selection ran)."""
 
     code_modules = ("plotting", "cutflow")
 
@@ -81,14 +176,16 @@ class Plot(HeirloomTask):
 
     def requires(self):
         reqs = {"fit": Fit.req(self)}
+        if uses_external_histograms(self.cfg):
+            return reqs
         reqs.update({f"select_{name}": Select.req(self, dataset=name)
                      for name, spec in self.cfg.datasets.items() if spec["kind"] != "pseudodata"})
         return reqs
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
         from analysis.cutflow import write_cutflow_tables
-        from analysis.fitting import FitResult
-        from analysis.plotting import plot_correlation, plot_prefit_postfit, plot_pulls
+        from analysis.fitting import FitResult, Ranking
+        from analysis.plotting import plot_correlation, plot_prefit_postfit, plot_pulls, plot_ranking
 
         fit_dir = inputs["fit"]
         workspace = json.loads((fit_dir / "workspace.json").read_text())
@@ -98,8 +195,12 @@ class Plot(HeirloomTask):
         written = plot_prefit_postfit(workspace, result, outdir, config=cabinetry_config, labels=labels)
         written += plot_pulls(result, outdir)
         written += plot_correlation(result, outdir)
+        if (fit_dir / "ranking.json").exists():
+            written += plot_ranking(Ranking.from_json((fit_dir / "ranking.json").read_text()), outdir)
         cutflows = [json.loads((inputs[f"select_{name}"] / "cutflow.json").read_text())
                     for name in self.cfg.datasets if f"select_{name}" in inputs]   # config order
-        write_cutflow_tables(cutflows, self.config_excerpt()["labels"], outdir)
-        print(f"Plot: {len(written)} plots and the cutflow table (Markdown, CSV)", flush=True)
+        if cutflows:
+            write_cutflow_tables(cutflows, self.config_excerpt()["labels"], outdir)
+        print(f"Plot: {len(written)} plots" + (" and the cutflow table (Markdown, CSV)" if cutflows else ""),
+              flush=True)
         return {}

@@ -245,3 +245,92 @@ def test_plots(poisson_ws, poisson_fit, poisson_dir, tmp_path):
     assert [p.name for p in written[-2:]] == ["pulls.png", "correlation_matrix.png"]
     for path in written:
         _assert_png(path)
+
+
+# ---- fit products: Hessian cross-check, ranking, significance -----------------------------
+@pytest.fixture(scope="module")
+def coarse_ws(tmp_path_factory):
+    """2 bins per region (few staterror parameters): a ranking in seconds."""
+    model = copy.deepcopy(MODEL)
+    model["rebin"] = {"low": 110, "high": 550, "merge": 11}
+    return statmodel.build_workspace(make_histograms(11), model, FIT, tmp_path_factory.mktemp("coarse"))
+
+
+@pytest.fixture(scope="module")
+def coarse_fit(coarse_ws):
+    return fitting.fit_workspace(coarse_ws, FIT)
+
+
+def test_hessian_cross_check_agrees_with_minuit(poisson_fit):
+    check = poisson_fit.extra["hessian_check"]
+    assert check["poi_uncertainty"] == pytest.approx(poisson_fit.uncertainty, rel=0.03)
+    assert check["minuit_poi_uncertainty"] == poisson_fit.uncertainty
+    assert fitting.FitResult.from_json(poisson_fit.to_json()).extra == poisson_fit.extra
+
+
+def test_ranking(coarse_ws, coarse_fit):
+    ranking = fitting.rank(coarse_ws, coarse_fit, FIT)
+    assert "ttbar_norm" not in ranking.labels
+    assert set(ranking.labels) == set(coarse_fit.labels) - {"ttbar_norm"}
+    impacts = [max(abs(u), abs(d)) for _, _, _, u, d in ranking.impacts()]
+    assert impacts == sorted(impacts, reverse=True) and impacts[0] > 0
+    i = ranking.labels.index("lumi")                # lumi raises every sample: ttbar_norm goes down
+    assert ranking.postfit_up[i] < 0 < ranking.postfit_down[i]
+    assert ranking.strategy == 1 and ranking.seconds > 0
+    assert fitting.Ranking.from_json(ranking.to_json()) == ranking
+    assert list(ranking.to_cabinetry().labels) == list(ranking.labels)
+
+
+def test_significance(coarse_ws):
+    result = fitting.significance(coarse_ws, FIT)
+    assert result.poi == "ttbar_norm" and result.strategy == 1
+    assert 0 <= result.observed_p_value < 1e-3
+    assert fitting.Significance.from_json(result.to_json()) == result
+
+
+def test_minimiser_settings_reach_every_fit(coarse_ws, coarse_fit, monkeypatch):
+    import cabinetry
+
+    seen = {}
+    real_significance = cabinetry.fit.significance
+
+    def ranking(*args, **kwargs):                       # records the call, fits nothing
+        from cabinetry.fit.results_containers import RankingResults
+
+        seen["ranking"] = {k: kwargs.get(k) for k in ("strategy", "tolerance", "maxiter")}
+        one = np.array([0.1])
+        return RankingResults(one, one, ["lumi"], one, -one, one, -one)
+
+    def significance(*args, **kwargs):
+        seen["significance"] = {k: kwargs.get(k) for k in ("strategy", "tolerance", "maxiter")}
+        return real_significance(*args, **kwargs)
+
+    monkeypatch.setattr(cabinetry.fit, "ranking", ranking)
+    monkeypatch.setattr(cabinetry.fit, "significance", significance)
+    settings = {"strategy": 2, "tolerance": 0.05, "maxiter": 50_000}
+    ranked = fitting.rank(coarse_ws, coarse_fit, {**FIT, **settings})
+    result = fitting.significance(coarse_ws, {**FIT, **settings})
+    assert seen == {"ranking": settings, "significance": settings}
+    assert (ranked.strategy, ranked.tolerance, ranked.maxiter) == (2, 0.05, 50_000)
+    assert (result.strategy, result.tolerance, result.maxiter) == (2, 0.05, 50_000)
+
+
+def test_failed_ranking_fit_is_a_fit_error(coarse_ws, coarse_fit, monkeypatch):
+    import cabinetry
+    import pyhf
+
+    def failing(*args, **kwargs):
+        raise pyhf.exceptions.FailedMinimization(type("R", (), {"message": "no convergence"})())
+
+    backend = pyhf.get_backend()
+    monkeypatch.setattr(cabinetry.fit, "ranking", failing)
+    with pytest.raises(fitting.FitError, match="impact ranking: no convergence"):
+        fitting.rank(coarse_ws, coarse_fit, FIT)
+    assert pyhf.get_backend() == backend
+
+
+def test_ranking_plot(coarse_ws, coarse_fit, tmp_path):
+    ranking = fitting.rank(coarse_ws, coarse_fit, FIT)
+    written = plotting.plot_ranking(ranking, tmp_path)
+    assert [p.name for p in written] == ["ranking.png"]
+    _assert_png(written[0])
