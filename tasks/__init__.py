@@ -1,7 +1,7 @@
 """Heirloom law tasks: Generate -> Skim -> Select -> Histogram -> Histograms -> Fit -> Plot."""
 
 from tasks.inputs import Generate, Skim
-from tasks.results import Fit, Histograms, Plot
+from tasks.results import ExternalHistograms, Fit, Histograms, Plot
 from tasks.select import Histogram, Select
 
-__all__ = ["Generate", "Skim", "Select", "Histogram", "Histograms", "Fit", "Plot"]
+__all__ = ["Generate", "Skim", "Select", "Histogram", "Histograms", "ExternalHistograms", "Fit", "Plot"]

@@ -24,7 +24,7 @@ def _task(name: str, config: str, extra: dict):
     for module in (tasks.results, tasks.select, tasks.inputs):
         if hasattr(module, name):
             return getattr(module, name)(config=config, **extra)
-    raise SystemExit(f"heirloom: unknown task '{name}' (Generate, Skim, Select, Histogram, Histograms, Fit, Plot)")
+    raise SystemExit(f"heirloom: unknown task '{name}' (Generate, Skim, Select, Histogram, Histograms, ExternalHistograms, Fit, Plot)")
 
 
 def explain(task, seen: set | None = None, depth: int = 0) -> list[str]:

@@ -43,6 +43,9 @@ datasets:
   wjets: {{generator: {{process: wjets, events: 12000}}}}
 skim:
   chunk_size: 5000
+fit:                      # the impact ranking costs ~4 fits per parameter: tested in test_external
+  ranking: false
+  significance: false
 """
 
 
