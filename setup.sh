@@ -2,7 +2,10 @@
 # Heirloom setup. Usage:
 #   ./setup.sh          make .venv from requirements.lock (idempotent, quick when done)
 #   ./setup.sh demo     setup + generate demo data + run the full AGC analysis (Plot)
-#   ./setup.sh test     setup + the test suite
+#   ./setup.sh test     setup + preserve + the test suite
+#   ./setup.sh preserve setup + .venv-preserve: yadage, packtivity, reana-client and snakemake
+#                       from requirements-preserve.lock (their old jsonschema pins clash with
+#                       pyhf's, so they get an environment of their own)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT=$(pwd)
@@ -38,6 +41,22 @@ make_venv() {
     log "environment ready in $((SECONDS - start)) s; activate it with: source $VENV/bin/activate"
 }
 
+make_tool_env() {
+    # the preservation tools, apart from the analysis environment
+    local env=.venv-preserve
+    local want; want=$(cat requirements-preserve.lock setup.sh | sha256sum | cut -d' ' -f1)
+    if [ -f "$env/.heirloom-stamp" ] && [ "$(cat "$env/.heirloom-stamp")" = "$want" ] \
+            && [ -x "$env/bin/yadage-run" ]; then
+        return 0
+    fi
+    local start=$SECONDS
+    log "creating $env (yadage, packtivity, reana-client, snakemake) from requirements-preserve.lock"
+    [ -x "$env/bin/python" ] || "$PYTHON" -m venv "$env"
+    "$VENV/bin/uv" pip install -q --python "$env/bin/python" -r requirements-preserve.lock
+    echo "$want" > "$env/.heirloom-stamp"
+    log "preservation tools ready in $((SECONDS - start)) s: $env/bin/{yadage-run,snakemake,reana-client}"
+}
+
 index_tasks() {
     # the law index lists the tasks for `law run`; refresh it when task modules change
     local sig; sig=$(cat tasks/*.py | sha256sum | cut -d' ' -f1)
@@ -53,6 +72,7 @@ export PATH="$ROOT/$VENV/bin:$PATH"
 
 case "$MODE" in
     setup) ;;
+    preserve) make_tool_env ;;
     demo)
         start=$SECONDS
         config=${HEIRLOOM_DEMO_CONFIG:-configs/agc_ttbar.yaml}
@@ -62,6 +82,7 @@ case "$MODE" in
         log "demo finished in $((SECONDS - start)) s"
         ;;
     test)
+        make_tool_env
         set +e
         "$VENV/bin/python" -m pytest "$@"
         rc=$?
@@ -70,7 +91,7 @@ case "$MODE" in
         exit $rc
         ;;
     *)
-        echo "unknown mode '$MODE'; use: ./setup.sh [setup|demo|test]" >&2
+        echo "unknown mode '$MODE'; use: ./setup.sh [setup|demo|test|preserve]" >&2
         exit 2
         ;;
 esac

@@ -370,36 +370,9 @@ def read(cfg) -> tuple[dict, dict]:
 
 def fit_histograms(cfg, merged: Mapping) -> dict:
     """``{dataset: {region: Hist}}`` for the fit (each region's one observable)."""
-    observables = {region: spec["observable"] for region, spec in region_specs(cfg).items()}
-    out: dict = {}
-    for name, h in merged.items():
-        dataset, region, observable = name.split("/")
-        if observables.get(region) == observable:
-            out.setdefault(dataset, {})[region] = h
-    return out
+    from analysis.modelspec import fit_histograms as select
 
-
-def fit_model(cfg) -> dict:
-    """``analysis.modelspec.fit_model`` with the templates of ``type: template`` systematics.
-
-    A template systematic names its templates itself (``up: pt_scale_up``); the model
-    otherwise names them ``<systematic>_up``/``_down`` (the variations Select makes).
-
-    >>> fit_model(cfg)["systematics"]["jes"]                          # doctest: +SKIP
-    {'type': 'shape', 'up': 'pt_scale_up', 'symmetrize': True, 'samples': [...]}
-    """
-    from analysis.modelspec import fit_model as base_model
-
-    model = base_model(cfg)
-    for name, syst in cfg.systematics.items():
-        if syst["type"] != "template":
-            continue
-        entry = model["systematics"][name]
-        entry["type"] = "shape"
-        for side in ("up", "down"):
-            if isinstance(syst.get(side), str):
-                entry[side] = syst[side]
-    return model
+    return select(cfg, merged, {region: spec["observable"] for region, spec in region_specs(cfg).items()})
 
 
 # ---- helpers --------------------------------------------------------------------------

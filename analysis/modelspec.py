@@ -2,8 +2,9 @@
 
 Systematics are declared once, at the top level of the config (how to vary the
 events); this module derives how the fit uses them: each weight or shape systematic
-becomes up/down templates named ``<systematic>_up``/``_down``; a normalization
-systematic becomes a relative normalisation uncertainty.
+becomes up/down templates named ``<systematic>_up``/``_down``; a template systematic
+(histograms made elsewhere) names its templates itself (``up: pt_scale_up``); a
+normalization systematic becomes a relative normalisation uncertainty.
 """
 
 from __future__ import annotations
@@ -27,14 +28,13 @@ def fit_model(cfg) -> dict:
             entry["up"] = float(syst["up"])
             entry["down"] = float(syst.get("down", -float(syst["up"])))
         else:
-            if "up_dataset" in syst:
-                entry["up_dataset"] = syst["up_dataset"]
-            elif syst.get("up") is not None:
-                entry["up"] = f"{name}_up"
-            if "down_dataset" in syst:
-                entry["down_dataset"] = syst["down_dataset"]
-            elif syst.get("down") is not None:
-                entry["down"] = f"{name}_down"
+            for side in ("up", "down"):
+                if f"{side}_dataset" in syst:
+                    entry[f"{side}_dataset"] = syst[f"{side}_dataset"]
+                elif syst["type"] == "template" and isinstance(syst.get(side), str):
+                    entry[side] = syst[side]
+                elif syst.get(side) is not None:
+                    entry[side] = f"{name}_{side}"
         if syst.get("symmetrize") or ("down" not in entry and "down_dataset" not in entry
                                       and entry["type"] == "shape"):
             entry["symmetrize"] = True
@@ -47,14 +47,20 @@ def fit_model(cfg) -> dict:
     return model
 
 
-def fit_histograms(cfg, merged: dict) -> dict:
-    """``{dataset: {region: Hist}}`` for the fit: each region's first observable."""
+def fit_histograms(cfg, merged: dict, observables: dict | None = None) -> dict:
+    """``{dataset: {region: Hist}}`` for the fit: each region's first observable, or the
+    one ``observables`` names per region (histograms from elsewhere).
+
+    >>> fit_histograms(cfg, {"ttbar/4j1b/ht": h, "ttbar/4j1b/njets": h2})   # doctest: +SKIP
+    {'ttbar': {'4j1b': h}}
+    """
     from analysis.config.model import region_observables
 
+    if observables is None:
+        observables = {region: (region_observables(spec) or [None])[0] for region, spec in cfg.regions.items()}
     out: dict = {}
     for name, h in merged.items():
         dataset, region, observable = name.split("/")
-        observables = region_observables(cfg.regions[region])
-        if observables and observable == observables[0]:
+        if observables.get(region) == observable:
             out.setdefault(dataset, {})[region] = h
     return out

@@ -6,6 +6,11 @@ predictably and writes PNGs (cabinetry itself writes PDFs under fixed names). Fi
 are drawn with matplotlib's Agg backend and closed; global matplotlib settings are
 restored afterwards (cabinetry changes the style).
 
+Every function takes ``style``, the config's ``plots:`` section: ``title`` (drawn above
+each figure), ``cms_label`` (e.g. "Simulation Preliminary", drawn as "CMS <label>" in
+the top-left corner of the distributions), ``log_y`` (logarithmic y axis of the
+distributions) and ``formats`` (file types, default ``[png]``).
+
 File names: ``{channel}_prefit.png`` / ``{channel}_postfit.png`` (channel name with
 characters other than letters, digits, ``_+-`` replaced by ``-``: "4j1b CR" ->
 ``4j1b-CR_prefit.png``), ``pulls.png``, ``correlation_matrix.png``, ``ranking.png``.
@@ -29,7 +34,7 @@ RANKING_MAX_PARS = 20               # parameters shown in the impact ranking plo
 
 def plot_prefit_postfit(workspace: Mapping, fit_result: FitResult, outdir: str | Path, *,
                         config: Mapping | None = None, labels: Mapping[str, str] | None = None,
-                        colors: Mapping[str, str] | None = None) -> list[Path]:
+                        colors: Mapping[str, str] | None = None, style: Mapping | None = None) -> list[Path]:
     """Per channel: stacked pre-fit and post-fit prediction, data, ratio panel and band.
 
     The data is the one that was fitted (Asimov data if ``fit_result.asimov``). Optional:
@@ -55,6 +60,7 @@ def plot_prefit_postfit(workspace: Mapping, fit_result: FitResult, outdir: str |
         for tag, prediction in predictions:
             for entry in cabinetry.visualize.data_mc(
                     prediction, data, config=dict(config) if config else None, colors=dict(colors) if colors else None,
+                    log_scale=(style or {}).get("log_y"),
                     save_figure=False, close_figure=False) or []:
                 figures.setdefault(entry["region"], []).append((tag, entry["figure"]))
         written = []
@@ -62,11 +68,12 @@ def plot_prefit_postfit(workspace: Mapping, fit_result: FitResult, outdir: str |
             for tag, figure in figures.get(channel, []):
                 if labels:
                     _relabel(figure, labels)
-                written.append(_save(figure, outdir / f"{_safe(channel)}_{tag}.png"))
+                _experiment_label(figure, style)
+                written += _save(figure, outdir / f"{_safe(channel)}_{tag}", style)
         return written
 
 
-def plot_pulls(fit_result: FitResult, outdir: str | Path) -> list[Path]:
+def plot_pulls(fit_result: FitResult, outdir: str | Path, *, style: Mapping | None = None) -> list[Path]:
     """Pull plot of the constrained nuisance parameters (those of :func:`fitting.pulls`).
 
     >>> plot_pulls(result, "plots")      # doctest: +SKIP
@@ -82,10 +89,11 @@ def plot_pulls(fit_result: FitResult, outdir: str | Path) -> list[Path]:
         exclude = [name for name in fit_result.labels if name not in shown]
         figure = cabinetry.visualize.pulls(fit_result.to_cabinetry(), exclude=exclude,
                                            save_figure=False, close_figure=False)
-        return [_save(figure, outdir / "pulls.png")]
+        return _save(figure, outdir / "pulls", style)
 
 
-def plot_correlation(fit_result: FitResult, outdir: str | Path, *, pruning_threshold: float = 0.0) -> list[Path]:
+def plot_correlation(fit_result: FitResult, outdir: str | Path, *, pruning_threshold: float = 0.0,
+                     style: Mapping | None = None) -> list[Path]:
     """Correlation matrix of the fitted parameters (fixed ones left out).
 
     ``pruning_threshold``: drop parameters whose correlations with all others are smaller.
@@ -100,10 +108,11 @@ def plot_correlation(fit_result: FitResult, outdir: str | Path, *, pruning_thres
         figure = cabinetry.visualize.correlation_matrix(
             fit_result.to_cabinetry(), pruning_threshold=pruning_threshold,
             save_figure=False, close_figure=False)
-        return [_save(figure, outdir / "correlation_matrix.png")]
+        return _save(figure, outdir / "correlation_matrix", style)
 
 
-def plot_ranking(ranking: Ranking, outdir: str | Path, *, max_pars: int | None = RANKING_MAX_PARS) -> list[Path]:
+def plot_ranking(ranking: Ranking, outdir: str | Path, *, max_pars: int | None = RANKING_MAX_PARS,
+                 style: Mapping | None = None) -> list[Path]:
     """Impact ranking: pre-/post-fit impacts on the POI (bars) and pulls (points) of the
     ``max_pars`` most important parameters (None: all), as the AGC shows it.
 
@@ -118,7 +127,25 @@ def plot_ranking(ranking: Ranking, outdir: str | Path, *, max_pars: int | None =
             return []
         figure = cabinetry.visualize.ranking(ranking.to_cabinetry(), max_pars=max_pars,
                                              save_figure=False, close_figure=False)
-        return [_save(figure, outdir / "ranking.png")]
+        return _save(figure, outdir / "ranking", style)
+
+
+def plot_limit(result, outdir: str | Path, *, style: Mapping | None = None) -> list[Path]:
+    """CLs versus the signal strength: observed, expected with its 1 and 2 sigma bands, and
+    the CLs = 1 - CL line (``cabinetry.visualize.limit``) of an :class:`analysis.limits.LimitResult`.
+
+    >>> plot_limit(result, "plots")      # doctest: +SKIP
+    [PosixPath('plots/limit.png')]
+    """
+    from analysis.limits import to_cabinetry
+
+    with _agg():
+        import cabinetry
+
+        outdir = _outdir(outdir)
+        figure = cabinetry.visualize.limit(to_cabinetry(result), save_figure=False, close_figure=False)
+        figure.axes[0].set_xlabel(result.poi)
+        return _save(figure, outdir / "limit", style)
 
 
 # ---- helpers ------------------------------------------------------------------------
@@ -149,11 +176,27 @@ def _relabel(figure, labels: Mapping[str, str]) -> None:
             text.set_text(labels.get(text.get_text(), text.get_text()))
 
 
-def _save(figure, path: Path) -> Path:
+def _experiment_label(figure, style: Mapping | None) -> None:
+    label = (style or {}).get("cms_label")
+    if label is not None:
+        ax = figure.axes[0]
+        ax.text(0.02, 0.97, "CMS", transform=ax.transAxes, va="top", fontweight="bold", fontsize="large")
+        ax.text(0.13, 0.97, label, transform=ax.transAxes, va="top", style="italic")
+
+
+def _save(figure, stem: Path, style: Mapping | None) -> list[Path]:
+    """Write ``figure`` as ``stem.<format>`` for each of the style's formats, then close it."""
     import matplotlib.pyplot as plt
 
+    style = style or {}
+    written = []
     try:
-        figure.savefig(path, dpi=DPI)
+        if style.get("title"):
+            figure.suptitle(style["title"])
+        for fmt in style.get("formats") or ["png"]:
+            path = stem.with_name(f"{stem.name}.{fmt}")
+            figure.savefig(path, dpi=DPI)
+            written.append(path)
     finally:
         plt.close(figure)
-    return path
+    return written

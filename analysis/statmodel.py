@@ -249,8 +249,8 @@ def build_workspace(histograms: Mapping, model: Mapping, fit_cfg: Mapping | None
                     workdir: str | Path) -> dict:
     """Templates -> cabinetry config -> collect -> postprocess -> pyhf workspace (a plain dict).
 
-    Writes ``workdir/templates.root``, ``workdir/cabinetry_config.json`` and cabinetry's
-    ``workdir/histograms/``. Deterministic: the same inputs give the identical JSON.
+    Writes ``workdir/templates.root``, ``workdir/cabinetry_config.json`` (paths in it
+    relative to ``workdir``) and cabinetry's ``workdir/histograms/``. Deterministic: the same inputs give the identical JSON.
 
     >>> ws = build_workspace(histograms, model, {"strategy": 1}, "work/")   # doctest: +SKIP
     >>> sorted(ws)                                                          # doctest: +SKIP
@@ -262,11 +262,16 @@ def build_workspace(histograms: Mapping, model: Mapping, fit_cfg: Mapping | None
     template_path = workdir / TEMPLATE_FILE
     write_templates(histograms, model, template_path)
     config = cabinetry_config(model, fit_cfg, template_path, workdir)
-    (workdir / "cabinetry_config.json").write_text(json.dumps(config, indent=2) + "\n")
     logging.getLogger("cabinetry.histo").addFilter(_quiet_empty_bins)
     cabinetry.templates.collect(config, method="uproot")
     cabinetry.templates.postprocess(config)
     workspace = cabinetry.workspace.build(config)
+    # kept with paths relative to its folder: the output moves from staging into the
+    # store (and stores move), so absolute paths would point nowhere
+    portable = json.loads(json.dumps(config))
+    portable["General"]["InputPath"] = config["General"]["InputPath"].replace(f"{template_path}:", f"{TEMPLATE_FILE}:")
+    portable["General"]["HistogramFolder"] = "histograms"
+    (workdir / "cabinetry_config.json").write_text(json.dumps(portable, indent=2) + "\n")
     return json.loads(json.dumps(workspace))      # plain Python types (no numpy floats)
 
 

@@ -1,7 +1,12 @@
-"""Heirloom law tasks: Generate -> Skim -> Select -> Histogram -> Histograms -> Fit -> Plot."""
+"""Heirloom law tasks: Generate -> Skim -> Select -> Histogram -> Histograms -> Fit -> Plot (and
+-> Limit for a new signal), and
+PublishedLikelihood -> CLsScan -> ExclusionPlot (a published likelihood)."""
 
 from tasks.inputs import Generate, Skim
+from tasks.likelihood import CLsScan, ExclusionPlot, PublishedLikelihood
+from tasks.reinterpret import Limit
 from tasks.results import ExternalHistograms, Fit, Histograms, Plot
 from tasks.select import Histogram, Select
 
-__all__ = ["Generate", "Skim", "Select", "Histogram", "Histograms", "ExternalHistograms", "Fit", "Plot"]
+__all__ = ["Generate", "Skim", "Select", "Histogram", "Histograms", "ExternalHistograms", "Fit", "Plot", "Limit",
+           "PublishedLikelihood", "CLsScan", "ExclusionPlot"]

@@ -47,7 +47,13 @@ def manifest() -> Manifest:
 
 def check_input_names(cfg) -> None:
     """Check every expression against the branches of every dataset's input files, so a
-    misspelt branch stops ``law run`` at once with the config line (not in a traceback)."""
+    misspelt branch stops ``law run`` at once with the config line (not in a traceback).
+    For a likelihood config: the archive and the members it names."""
+    if "likelihood" in cfg.data:                # a published likelihood: no event files
+        from analysis.published import check_archive
+
+        check_archive(cfg)
+        return
     from analysis.config.model import check_names
     from analysis.datasets import dataset_branches
     from analysis.fileid import InputFileError

@@ -3,6 +3,9 @@
     heirloom why Plot --config configs/demo.yaml
     heirloom show --config configs/demo.yaml
     heirloom runs [--last N]
+    heirloom export yadage|snakemake|reana|all --config configs/agc_ttbar.yaml [--task Plot] [--image NAME:TAG]
+    heirloom export recast --config configs/reinterpret_example.yaml --new-signal configs/reinterpret_zprime_1000.yaml
+    heirloom step Skim --config analysis.yaml --store /abs/store --dataset ttbar --chunk 0   (used by exports)
 """
 
 from __future__ import annotations
@@ -17,14 +20,39 @@ from analysis.provenance import diff_components
 
 
 def _task(name: str, config: str, extra: dict):
-    import tasks.inputs
-    import tasks.results
-    import tasks.select
+    import tasks
 
-    for module in (tasks.results, tasks.select, tasks.inputs):
-        if hasattr(module, name):
-            return getattr(module, name)(config=config, **extra)
-    raise SystemExit(f"heirloom: unknown task '{name}' (Generate, Skim, Select, Histogram, Histograms, ExternalHistograms, Fit, Plot)")
+    if name not in tasks.__all__:
+        raise SystemExit(f"heirloom: unknown task '{name}' ({', '.join(tasks.__all__)})")
+    return getattr(tasks, name)(config=config, **extra)
+
+
+EXPORT_FOLDERS = {"yadage": "workflows/yadage", "snakemake": "workflows/snakemake"}
+
+
+def export(kind: str, config: str, task: str, out: str | None, image: str | None, new_signal: str | None = None) -> list:
+    """Write the workflow files of ``kind`` for ``config``; return their paths."""
+    from pathlib import Path
+
+    from analysis.config import load_config
+    from tasks.export import common, reana, recast, snakemake, yadage
+
+    name = load_config(config).name
+    if kind == "recast":
+        folder = Path(out or f"workflows/recast/{name}") / "specs"
+        return recast.export(common.prepare(config, task, folder, image), new_signal)
+    written = []
+    for what in (("snakemake", "reana") if kind == "all" else (kind,)):      # reana includes yadage
+        folder = Path(out if out and kind != "all" and what != "reana" else f"{EXPORT_FOLDERS.get(what, EXPORT_FOLDERS['yadage'])}/{name}")
+        exp = common.prepare(config, task, folder, image)
+        if what == "yadage":
+            written += yadage.export(exp)
+        elif what == "snakemake":
+            written += snakemake.export(exp)
+        else:
+            written += yadage.export(exp)
+            written += reana.export(exp, Path(out if out and kind == "reana" else "reana.yaml"))
+    return written
 
 
 def explain(task, seen: set | None = None, depth: int = 0) -> list[str]:
@@ -97,15 +125,44 @@ def main(argv=None) -> int:
     shw.add_argument("--config", required=True)
     runs = sub.add_parser("runs", help="the tasks that ran, newest last")
     runs.add_argument("--last", type=int, default=20)
-    args = parser.parse_args(argv)
+    exp = sub.add_parser("export", help="write the config's DAG as a yadage workflow, a Snakefile or reana.yaml")
+    exp.add_argument("kind", choices=("yadage", "snakemake", "reana", "recast", "all"))
+    exp.add_argument("--config", required=True)
+    exp.add_argument("--task", default="Plot", help="the final task (default: Plot)")
+    exp.add_argument("--out", help="folder (yadage, snakemake) or file (reana); default: "
+                     "workflows/<kind>/<analysis>/, reana.yaml")
+    exp.add_argument("--image", help="analysis image NAME:TAG (default: $HEIRLOOM_IMAGE or heirloom/analysis:<version>)")
+    exp.add_argument("--new-signal", help="recast: a fork with another signal, the catalogue's 'newsignal' example")
+    stp = sub.add_parser("step", help="run one task of an exported workflow (law run, in the Heirloom folder)")
+    stp.add_argument("task")
+    stp.add_argument("--config", required=True)
+    stp.add_argument("--store", required=True)
+    stp.add_argument("--publish", help="write task, key and output folder to this YAML file")
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "step":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
+        if args.command == "step":
+            from tasks.export.step import StepError, run_step
+
+            try:
+                return run_step(args.task, args.config, args.store, [a for a in rest if a != "--"], args.publish)
+            except StepError as err:
+                print(f"heirloom step: {err}", file=sys.stderr)
+                return 2
+        if args.command == "export":
+            if args.kind == "recast" and args.task == "Plot":
+                args.task = "Limit"
+            for path in export(args.kind, args.config, args.task, args.out, args.image, args.new_signal):
+                print(path)
+            return 0
         if args.command == "why":
             extra = {k: v for k, v in (("dataset", args.dataset), ("chunk", args.chunk)) if v is not None}
             print("\n".join(explain(_task(args.task, args.config, extra))))
         elif args.command == "show":
             print("\n".join(show(args.config)))
         else:
-            for record in store.read_runs()[-args.last:]:
+            for record in (store.read_runs()[-args.last:] if args.last > 0 else []):
                 print(f"{record['finished']}  {record['task']:<11} {record['label']:<28} "
                       f"{record['key'][:12]}  {record['seconds']:.1f} s")
     except ConfigError as err:

@@ -87,13 +87,11 @@ class Fit(HeirloomTask):
     @property
     def code_modules(self):
         # analysis/external.py decides the result only where the config uses it
-        # (external histograms, or ``type: template`` systematics)
-        uses = uses_external_histograms(self.cfg) or any(
-            s["type"] == "template" for s in self.cfg.systematics.values())
-        return ("statmodel", "fitting", "modelspec") + (("external",) if uses else ())
+        external = ("external",) if uses_external_histograms(self.cfg) else ()
+        return ("statmodel", "fitting", "modelspec") + external
 
     def config_excerpt(self):
-        from analysis.external import fit_model
+        from analysis.modelspec import fit_model
 
         return {"model": fit_model(self.cfg), "fit": self.cfg.section("fit", default={})}
 
@@ -191,12 +189,14 @@ class Plot(HeirloomTask):
         workspace = json.loads((fit_dir / "workspace.json").read_text())
         result = FitResult.from_json((fit_dir / "fit_result.json").read_text())
         cabinetry_config = json.loads((fit_dir / "cabinetry" / "cabinetry_config.json").read_text())
-        labels = self.config_excerpt()["sample_labels"]
-        written = plot_prefit_postfit(workspace, result, outdir, config=cabinetry_config, labels=labels)
-        written += plot_pulls(result, outdir)
-        written += plot_correlation(result, outdir)
+        excerpt = self.config_excerpt()
+        style = excerpt["plots"]
+        written = plot_prefit_postfit(workspace, result, outdir, config=cabinetry_config,
+                                      labels=excerpt["sample_labels"], style=style)
+        written += plot_pulls(result, outdir, style=style)
+        written += plot_correlation(result, outdir, style=style)
         if (fit_dir / "ranking.json").exists():
-            written += plot_ranking(Ranking.from_json((fit_dir / "ranking.json").read_text()), outdir)
+            written += plot_ranking(Ranking.from_json((fit_dir / "ranking.json").read_text()), outdir, style=style)
         cutflows = [json.loads((inputs[f"select_{name}"] / "cutflow.json").read_text())
                     for name in self.cfg.datasets if f"select_{name}" in inputs]   # config order
         if cutflows:

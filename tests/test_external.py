@@ -21,6 +21,7 @@ import pytest
 from analysis import external, histograms
 from analysis.config import ConfigError, load_config
 from analysis.external import ExternalHistogramError
+from analysis.modelspec import fit_model
 from conftest import ROOT, SHARED, law_run, requires_shared, runs
 
 EDGES = [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
@@ -237,8 +238,10 @@ def test_datasets_and_regions_need_no_event_level_keys(tmp_path):
 
 
 def test_template_systematics_name_their_templates(tmp_path):
-    model = external.fit_model(load_config(tiny_config(tmp_path)))
+    cfg = load_config(with_extra(tiny_config(tmp_path), "systematics:\n  energy: {type: template, up: jes_up}\n"))
+    model = fit_model(cfg)
     assert model["systematics"]["jes"] == {"type": "shape", "up": "jes_up", "symmetrize": True}
+    assert model["systematics"]["energy"] == {"type": "shape", "up": "jes_up", "symmetrize": True}
 
 
 # ---- the chain: ExternalHistograms -> Fit -> Plot -------------------------------------------

@@ -166,6 +166,11 @@ def test_workspace_structure(asimov_ws):
 def test_workspace_is_deterministic(asimov_ws, tmp_path):
     again = statmodel.build_workspace(make_histograms(), MODEL, FIT, tmp_path)
     assert json.dumps(again, sort_keys=True) == json.dumps(asimov_ws, sort_keys=True)
+    # the saved cabinetry config points into its own folder, wherever that moves
+    saved = (tmp_path / "cabinetry_config.json").read_text()
+    assert str(tmp_path) not in saved
+    general = json.loads(saved)["General"]
+    assert general["InputPath"].startswith(statmodel.TEMPLATE_FILE + ":") and general["HistogramFolder"] == "histograms"
 
 
 def test_sample_variation_from_other_datasets(tmp_path):
@@ -245,6 +250,25 @@ def test_plots(poisson_ws, poisson_fit, poisson_dir, tmp_path):
     assert [p.name for p in written[-2:]] == ["pulls.png", "correlation_matrix.png"]
     for path in written:
         _assert_png(path)
+
+
+def test_plot_style_formats_title_and_log_axis(poisson_ws, poisson_fit, tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    drawn = []
+    save = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, path, **kw: (drawn.append((fig, path)), save(fig, path, **kw))[1])
+    style = {"title": "My analysis", "cms_label": "Simulation", "log_y": True, "formats": ["pdf", "svg"]}
+    written = plotting.plot_prefit_postfit(poisson_ws, poisson_fit, tmp_path, style=style)
+    written += plotting.plot_pulls(poisson_fit, tmp_path, style=style)
+    assert sorted(p.name for p in written if p.stem == "4j1b-CR_prefit") == ["4j1b-CR_prefit.pdf", "4j1b-CR_prefit.svg"]
+    assert {p.suffix for p in written} == {".pdf", ".svg"} and not list(tmp_path.glob("*.png"))
+    assert written[0].read_bytes()[:5] == b"%PDF-" and b"<svg" in written[1].read_bytes()[:500]
+    distribution = drawn[0][0]
+    assert distribution._suptitle.get_text() == "My analysis"
+    assert distribution.axes[0].get_yscale() == "log"
+    assert {"CMS", "Simulation"} <= {t.get_text() for t in distribution.axes[0].texts}
 
 
 # ---- fit products: Hessian cross-check, ranking, significance -----------------------------

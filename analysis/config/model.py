@@ -49,11 +49,11 @@ class AnalysisConfig:
 
     @property
     def datasets(self) -> dict:
-        return self.data["datasets"]
+        return self.data.get("datasets", {})       # none in a likelihood config
 
     @property
     def regions(self) -> dict:
-        return self.data["regions"]
+        return self.data.get("regions", {})
 
     @property
     def observables(self) -> dict:
@@ -184,8 +184,37 @@ class AnalysisConfig:
         return variations
 
 
+#: top-level keys of an event analysis, meaningless next to ``likelihood:``
+EVENT_KEYS = ("datasets", "regions", "objects", "selection", "observables", "systematics", "skim", "select",
+              "model", "external_histograms", "fit", "plots", "event_weight", "demo", "tree", "lumi",
+              "plugins", "corrections", "limit")
+
+
+def check_kind(data: dict, locations: dict, file: str) -> None:
+    """A config is an event analysis (``datasets`` + ``regions``) or a published likelihood
+    (``likelihood:``), never both and never neither.
+
+    >>> check_kind({"name": "x", "likelihood": {}, "datasets": {}}, {}, "c.yaml")
+    Traceback (most recent call last):
+    analysis.config.errors.ConfigError: c.yaml: key 'datasets': a likelihood config (with 'likelihood:') has no 'datasets': it is either an event analysis or a published likelihood
+    """
+    if "likelihood" in data:
+        mixed = [key for key in EVENT_KEYS if key in data]
+        if mixed:
+            raise located_error(f"a likelihood config (with 'likelihood:') has no '{mixed[0]}': it is either "
+                                "an event analysis or a published likelihood", (mixed[0],), locations, file)
+    elif "datasets" not in data and "regions" not in data:
+        raise located_error("a config needs 'datasets' and 'regions' (an event analysis) or 'likelihood' "
+                            "(a published likelihood)", (), locations, file)
+
+
 def _check_structure(cfg: AnalysisConfig) -> None:
     """Cross-references the schema cannot see: names that must exist elsewhere."""
+    if "likelihood" in cfg.data:
+        from analysis.published import check_config     # labels, plot axes (the archive: at run time)
+
+        check_config(cfg)
+        return
     datasets = cfg.datasets
     external = cfg.data.get("external_histograms")      # histograms made elsewhere: no event loop
     for name, ds in datasets.items():
@@ -259,6 +288,10 @@ def _check_structure(cfg: AnalysisConfig) -> None:
         from analysis.external import check_config     # its cross-references (file, names, datasets)
 
         check_config(cfg)
+    if cfg.data.get("limit"):
+        from analysis.limits import check_config as check_limit
+
+        check_limit(cfg)
 
 
 def _region_observables(region: dict) -> list:
@@ -357,6 +390,7 @@ def load_config(path: str | os.PathLike) -> AnalysisConfig:
     if not path.exists():
         raise ConfigError("config file not found", file=str(path))
     data, locations, files = load_with_extends(path)
+    check_kind(data, locations, str(path))
     validate(data, locations, str(path))
     cfg = AnalysisConfig(path=path, data=data, locations=locations, files=files)
     for alias, spec in data.get("plugins", {}).items():

@@ -105,6 +105,47 @@ EXTERNAL_HISTOGRAMS = _obj({
                 "description": "per_event_weight: dataset -> weight (instead of inferring it)"},
 }, required=("file", "format", "name", "regions", "datasets"))
 
+LIKELIHOOD = _obj({
+    "archive": {"type": "string", "minLength": 1,
+                "description": "tar.gz of a published pyhf likelihood, relative to the config that sets it"},
+    "region": {"type": "string", "description": "folder of the workspace in the archive ('' = top level)"},
+    "background_only": {"type": "string", "minLength": 1, "description": "member name, default BkgOnly.json"},
+    "patches": {"type": "string", "minLength": 1, "description": "glob of the signal patches, default patch.*.json"},
+    "labels": {"type": "array", "items": _NAME, "minItems": 1,
+               "description": "names of the numbers that end a patch name (e.g. the masses)"},
+    "hepdata": {"type": "string", "pattern": r"^ins[0-9]{7}$",
+                "description": "HEPData record (default: read from the archive name)"},
+    "test_statistic": {"enum": ["qtilde", "q"]},
+    "poi_value": _NUMBER,
+    "calculator": {"enum": ["asymptotics"]},
+    "points": {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "minItems": 1, "items": {
+        "type": "string", "minLength": 1}}], "description": "glob(s) of the point names to compute"},
+    "plot": _obj({
+        "x": _NAME,
+        "y": _NAME,
+        "fix": {"type": "object", "additionalProperties": _NUMBER,
+                "description": "label -> value: draw only the points with these values"},
+        "x_label": {"type": "string"},
+        "y_label": {"type": "string"},
+        "title": {"type": "string"},
+        "experiment_label": {"type": "string"},
+        "formats": {"type": "array", "minItems": 1, "items": {"enum": ["png", "pdf", "svg"]}},
+    }),
+}, required=("archive", "labels"))
+
+LIMIT = _obj({
+    "signal": _obj({"datasets": {**_STRINGS, "minItems": 1}, "label": {"type": "string"}}, required=("datasets",)),
+    "poi": _NAME,
+    "cl": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+    "bracket": {"type": "array", "items": {"type": "number", "minimum": 0}, "minItems": 2, "maxItems": 2,
+                "description": "POI interval searched for the observed and expected limits"},
+    "scan": _obj({"low": {"type": "number", "minimum": 0}, "high": {"type": "number", "exclusiveMinimum": 0},
+                  "points": {"type": "integer", "minimum": 3}}, required=("low", "high", "points"),
+                 description="CLs on a grid instead of a root search (one hypothesis test per point)"),
+    "bounds": {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2},
+    "tolerance": {"type": "number", "exclusiveMinimum": 0},
+}, required=("signal", "poi"))
+
 SCHEMA = _obj({
     "name": _NAME,
     "description": {"type": "string"},
@@ -136,6 +177,8 @@ SCHEMA = _obj({
     "select": _obj({"chunk_size": {"type": "integer", "minimum": 1}}),
     "model": MODEL,
     "external_histograms": EXTERNAL_HISTOGRAMS,
+    "limit": LIMIT,
+    "likelihood": LIKELIHOOD,   # a published likelihood instead of datasets/regions
     "fit": _obj({
         "strategy": {"type": ["integer", "null"], "enum": [0, 1, 2, None]},
         "tolerance": {"type": ["number", "null"]},
@@ -149,9 +192,10 @@ SCHEMA = _obj({
         "title": {"type": "string"},
         "log_y": {"type": "boolean"},
         "cms_label": {"type": "string"},
-        "formats": _STRINGS,
+        "formats": {"type": "array", "minItems": 1, "items": {"enum": ["png", "pdf", "svg"]}},
     }),
-}, required=("name", "datasets", "regions"),
+}, required=("name",),     # and datasets + regions, or likelihood (model.check_kind)
+   **{"if": {"required": ["likelihood"]}, "else": {"required": ["datasets", "regions"]}},
    patternProperties={"^x-": {}})   # free keys for YAML anchors, e.g. x-nominal-datasets: &nominal [...]
 
 

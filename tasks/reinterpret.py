@@ -1,0 +1,58 @@
+"""Limit: a CLs upper limit on a new signal's strength, from a fork of an analysis.
+
+    law run Limit --config configs/reinterpret_example.yaml
+
+Needs the merged histograms (the analysis's datasets plus the signal's), so after the
+analysis has run, a fork that adds a signal runs only the signal's Generate/Skim/Select/
+Histogram, the merge and this task; every background output keeps its key.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tasks.base import HeirloomTask
+from tasks.results import Histograms
+
+
+class Limit(HeirloomTask):
+    """Observed and expected CLs upper limits on ``limit.poi`` (``limit.json``, ``limit.png``,
+    the workspace with the signal: ``workspace.json``)."""
+
+    code_modules = ("limits", "statmodel", "fitting", "modelspec", "plotting")
+
+    def config_excerpt(self):
+        from analysis.limits import limit_model, section
+
+        limit = section(self.cfg)
+        return {"model": limit_model(self.cfg), "limit": {k: v for k, v in limit.items() if k != "signal"},
+                "fit": {k: v for k, v in self.cfg.section("fit", default={}).items()
+                        if k in ("strategy", "tolerance", "maxiter")},
+                "plots": self.cfg.section("plots", default={})}
+
+    def requires(self):
+        return {"histograms": Histograms.req(self)}
+
+    def produce(self, outdir: Path, inputs: dict) -> dict:
+        from analysis import histograms
+        from analysis.limits import upper_limit
+        from analysis.modelspec import fit_histograms
+        from analysis.plotting import plot_limit
+        from analysis.statmodel import build_workspace
+
+        excerpt = self.config_excerpt()
+        merged = histograms.load(inputs["histograms"] / "histograms.json")
+        workspace = build_workspace(fit_histograms(self.cfg, merged), excerpt["model"], excerpt["fit"],
+                                    outdir / "cabinetry")
+        (outdir / "workspace.json").write_text(json.dumps(workspace, indent=1, sort_keys=True))
+        result = upper_limit(workspace, excerpt["limit"], excerpt["fit"])
+        (outdir / "limit.json").write_text(result.to_json())
+        plot_limit(result, outdir, style=excerpt["plots"])
+        cl = round(100 * result.cl)
+        expected = ", ".join(f"{x:.3f}" for x in result.expected)
+        print(f"Limit: {result.poi} < {result.observed:.3f} observed at {cl}% CL; expected {result.expected[2]:.3f} "
+              f"(-2..+2 sigma: {expected}); the nominal signal (mu = 1) is "
+              f"{'excluded' if result.excludes(1.0) else 'not excluded'} ({result.seconds:.1f} s)", flush=True)
+        return {"limit": {"poi": result.poi, "cl": result.cl, "observed": result.observed,
+                          "expected": result.expected}}

@@ -1,0 +1,191 @@
+"""Exporters (tasks/export): yadage, Snakemake and REANA files from the live law DAG.
+
+Round trips: the exported yadage workflow (yadage-run, local processes) and the exported
+Snakefile (snakemake) compute the same Fit key and POI as ``law run``; ``reana-client
+validate`` accepts reana.yaml; exports are byte-identical when repeated and a changed cut
+changes parameters (the bundled config), not the structure. The tools come from
+.venv-preserve, which ``./setup.sh test`` makes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, VENV_BIN, law_run, runs, small_demo, write_config
+
+TOOLS = ROOT / ".venv-preserve" / "bin"
+
+ROUND_TRIP = """\
+extends: tiny.yaml
+name: roundtrip
+datasets: {single_top_s_chan: null, single_top_t_chan: null, single_top_tW: null}
+model: {samples: {single_top: null}}
+skim: {chunk_size: 50000}
+"""
+
+
+def tool(name: str) -> Path:
+    path = TOOLS / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run ./setup.sh preserve (./setup.sh test makes it)")
+    return path
+
+
+def env() -> dict:
+    return dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
+
+
+def heirloom(*args, cwd=ROOT, check=True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(VENV_BIN / "heirloom"), *map(str, args)], cwd=cwd, env=env(),
+                          capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"heirloom {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def fit_of(store: Path) -> tuple[str, float, float]:
+    """(key, POI value, uncertainty) of the one Fit in ``store``."""
+    [fit] = [r for r in runs(store) if r["task"] == "Fit"]
+    result = json.loads((store / "objects" / "Fit" / fit["key"][:2] / fit["key"] / "fit_result.json").read_text())
+    assert result["poi"] == "ttbar_norm"
+    return fit["key"], result["bestfit"], result["uncertainty"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The small analysis run with ``law run Fit``: its config and store."""
+    folder = tmp_path_factory.mktemp("roundtrip")
+    small_demo(folder, name="tiny")
+    config = write_config(folder, "roundtrip.yaml", ROUND_TRIP)
+    law_run("Fit", config, folder / "law-store")
+    return config, folder / "law-store"
+
+
+def test_yadage_round_trip(reference, tmp_path):
+    config, law_store = reference
+    out = tmp_path / "yadage"
+    heirloom("export", "yadage", "--config", config, "--task", "Fit", "--out", out)
+    store = tmp_path / "store"
+    proc = subprocess.run([str(tool("yadage-run")), str(tmp_path / "work"), "workflow-local.yml", "inputs.yml",
+                           "-d", f"initdir={out}", "-p", f"store={store}"],
+                          cwd=out, env=env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    key, value, error = fit_of(store)
+    law_key, law_value, law_error = fit_of(law_store)
+    assert key == law_key
+    assert value == pytest.approx(law_value, abs=1e-6) and error == pytest.approx(law_error, abs=1e-6)
+    published = yaml.safe_load((tmp_path / "work" / "Fit_0" / "heirloom-step.yml").read_text())
+    assert published["key"] == law_key and Path(published["output"]).is_dir()
+    # one task per step: the store saw each task of the DAG exactly once
+    assert sorted(r["task"] for r in runs(store)) == sorted(r["task"] for r in runs(law_store))
+
+
+def test_snakemake_round_trip(reference, tmp_path):
+    config, law_store = reference
+    out = tmp_path / "snake"
+    heirloom("export", "snakemake", "--config", config, "--task", "Fit", "--out", out)
+    store, workdir = tmp_path / "store", tmp_path / "run"
+    workdir.mkdir()
+    command = [str(tool("snakemake")), "-s", str(out / "Snakefile"), "--cores", "2", "--config", f"store={store}"]
+    proc = subprocess.run(command, cwd=workdir, env=env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    key, value, error = fit_of(store)
+    law_key, law_value, law_error = fit_of(law_store)
+    assert key == law_key
+    assert value == pytest.approx(law_value, abs=1e-6) and error == pytest.approx(law_error, abs=1e-6)
+    marker = yaml.safe_load((workdir / "heirloom-done" / "Fit" / "all.yml").read_text())
+    assert marker["key"] == law_key
+    # a second snakemake run has nothing to do
+    again = subprocess.run(command, cwd=workdir, env=env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_reana_yaml_validates(tmp_path):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    heirloom("export", "reana", "--config", ROOT / "configs" / "agc_ttbar.yaml", cwd=workspace)
+    proc = subprocess.run([str(tool("reana-client")), "validate", "-f", "reana.yaml"], cwd=workspace,
+                          capture_output=True, text=True, timeout=120)
+    report = proc.stdout + proc.stderr
+    assert proc.returncode == 0, report
+    assert report.count("SUCCESS") == 4, report
+    assert "WARNING" not in report and "ERROR" not in report, report
+
+
+def test_committed_exports_are_current(tmp_path):
+    """workflows/yadage/agc_ttbar, workflows/snakemake/agc_ttbar and reana.yaml are what
+    ``heirloom export all`` writes for configs/agc_ttbar.yaml today (no drift)."""
+    workspace = tmp_path / "ws"
+    (workspace / "configs").mkdir(parents=True)
+    for item in (ROOT / "configs").iterdir():
+        target = workspace / "configs" / item.name
+        shutil.copytree(item, target) if item.is_dir() else shutil.copy(item, target)
+    heirloom("export", "all", "--config", "configs/agc_ttbar.yaml", cwd=workspace)
+    heirloom("export", "recast", "--config", "configs/reinterpret_example.yaml",
+             "--new-signal", "configs/reinterpret_zprime_1000.yaml", cwd=workspace)
+    written = sorted(p.relative_to(workspace) for p in workspace.rglob("*")
+                     if p.is_file() and p.parts[len(workspace.parts)] != "configs")
+    assert {Path("reana.yaml"), Path("workflows/snakemake/agc_ttbar/Snakefile"),
+            Path("workflows/recast/agc_zprime/recast.yml")} <= set(written)
+    stale = [str(p) for p in written if (ROOT / p).read_bytes() != (workspace / p).read_bytes()]
+    assert not stale, (f"{stale} differ: run `heirloom export all --config configs/agc_ttbar.yaml` and "
+                       "`heirloom export recast --config configs/reinterpret_example.yaml "
+                       "--new-signal configs/reinterpret_zprime_1000.yaml`")
+
+
+def test_recast_catalogue_entry_is_valid(tmp_path):
+    folder = tmp_path / "agc_zprime"
+    heirloom("export", "recast", "--config", ROOT / "configs" / "reinterpret_example.yaml",
+             "--new-signal", ROOT / "configs" / "reinterpret_zprime_1000.yaml", "--out", folder)
+    run = dict(env(), RECAST_ATLAS_CATALOGUE=str(folder))
+    check = subprocess.run([str(tool("recast")), "catalogue", "check", "heirloom/agc_zprime"], env=run,
+                           capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0 and "Everything looks good" in check.stdout, check.stdout + check.stderr
+    entry = yaml.safe_load((folder / "recast.yml").read_text())
+    assert set(entry["example_inputs"]) == {"default", "newsignal"}
+    default, new = (entry["example_inputs"][k]["initdata"] for k in ("default", "newsignal"))
+    assert default["config"] == "analysis.yaml" and new["config"] == "newsignal.yaml"
+    signal = yaml.safe_load((folder / "specs" / "newsignal.yaml").read_text())["datasets"]["zprime"]
+    assert signal["generator"]["params"]["mass"] == 1000
+    assert entry["results"] == [{"name": "Limit: observed and expected results (all)",
+                                 "relpath": "Limit_0/heirloom-step.yml", "load_yaml": True}]
+
+
+def test_exports_repeat_byte_for_byte_and_a_cut_changes_only_parameters(tmp_path):
+    parent = ROOT / "configs" / "agc_ttbar.yaml"
+    cut = write_config(tmp_path, "cut.yaml", f"extends: {parent}\nname: agc_ttbar\n"
+                       "objects:\n  jets: {from: Jet, where: \"(Jet.pt > 35) & (abs(Jet.eta) < 2.4) & ((Jet.jetId & 2) > 0)\"}\n")
+    exports = {}
+    for label, config in (("a", parent), ("b", parent), ("cut", cut)):
+        out = tmp_path / label
+        heirloom("export", "yadage", "--config", config, "--out", out / "yadage")
+        heirloom("export", "snakemake", "--config", config, "--out", out / "snake")
+        exports[label] = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert exports["a"] == exports["b"]
+    structure = [Path("yadage/workflow.yml"), Path("yadage/workflow-local.yml"), Path("snake/Snakefile")]
+    parameters = [Path("yadage/inputs.yml"), Path("snake/config.yaml")]
+    for name in structure + parameters:
+        assert _body(exports["cut"][name]) == _body(exports["a"][name]), name
+    for bundled in (Path("yadage/analysis.yaml"), Path("snake/analysis.yaml")):
+        changed = yaml.safe_load(exports["cut"][bundled])
+        assert changed["objects"]["jets"]["where"].startswith("(Jet.pt > 35)")
+        assert yaml.safe_load(exports["a"][bundled])["objects"]["jets"]["where"].startswith("(Jet.pt > 30)")
+
+
+def _body(data: bytes) -> bytes:
+    """A file without its header comment (which names the source config)."""
+    return b"\n".join(line for line in data.splitlines() if not line.startswith(b"#"))
+
+
+def test_step_needs_an_absolute_store(tmp_path):
+    proc = heirloom("step", "Fit", "--config", ROOT / "configs" / "demo.yaml", "--store", "relative/store",
+                    cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "relative" in proc.stderr and "absolute" in proc.stderr
+    assert not (tmp_path / "relative").exists()
