@@ -426,13 +426,17 @@ def _model_and_data(workspace: Mapping, fit_cfg: Mapping):
 
 @contextlib.contextmanager
 def _restored_backend(what: str) -> Iterator[None]:
-    """pyhf's optimizer restored afterwards (cabinetry does not when a fit raises), and a
-    failed minimisation as :class:`FitError`."""
+    """pyhf's optimizer restored afterwards (cabinetry does not when a fit raises), a
+    failed minimisation as :class:`FitError`, and MINUIT's NaN warnings summarised
+    (:mod:`analysis.minuit_output`)."""
     import pyhf
+
+    from analysis.minuit_output import summarised
 
     backend = pyhf.get_backend()
     try:
-        yield
+        with summarised(what):
+            yield
     except pyhf.exceptions.FailedMinimization as err:
         raise FitError(f"MINUIT found no valid minimum in {what}: {getattr(err.result, 'message', err)}") from err
     finally:

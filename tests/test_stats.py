@@ -358,3 +358,17 @@ def test_ranking_plot(coarse_ws, coarse_fit, tmp_path):
     written = plotting.plot_ranking(ranking, tmp_path)
     assert [p.name for p in written] == ["ranking.png"]
     _assert_png(written[0])
+
+
+def test_minuit_nan_warnings_are_summarised(capfd):
+    import os
+
+    from analysis.minuit_output import summarised
+
+    with summarised("a fit"):
+        os.write(1, b"W FCN result is NaN for [ nan nan ]\nW MnPosDef Matrix forced pos-def\n" * 3)
+        print("from python")
+    out = capfd.readouterr().out
+    assert "FCN result is NaN" not in out
+    assert out.count("W MnPosDef Matrix forced pos-def") == 3 and "from python" in out
+    assert "MINUIT (a fit): 3 evaluations returned NaN" in out
