@@ -42,7 +42,6 @@ Variances (the MC statistical uncertainty of the fit, cabinetry's ``staterror``)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import string
 from dataclasses import dataclass
@@ -50,6 +49,8 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from analysis.fileid import ContentIdentity, content_identity
 
 NOMINAL = "nominal"
 FORMATS = ("agc_json", "root")
@@ -64,16 +65,7 @@ class ExternalHistogramError(ValueError):
     """The file does not hold what the config's ``external_histograms`` section maps."""
 
 
-@dataclass(frozen=True)
-class ExternalFile:
-    """The identity of the histogram file: its content (sha256), not its path or name."""
-
-    path: str           # absolute path (provenance only)
-    size: int
-    sha256: str
-
-    def key(self) -> dict:
-        return {"sha256": self.sha256, "size": self.size}
+ExternalFile = ContentIdentity       # the histogram file's identity: its content, not its path or name
 
 
 @dataclass(frozen=True)
@@ -205,15 +197,8 @@ def excerpt(cfg) -> dict:
 
 
 def identify(cfg) -> ExternalFile:
-    """sha256 and size of the file (read in full: reference histogram files are small)."""
-    from analysis.fileid import InputFileError
-
-    path = source_path(cfg).resolve()
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise InputFileError(str(path), err.strerror or "cannot read") from None
-    return ExternalFile(str(path), len(data), hashlib.sha256(data).hexdigest())
+    """sha256 and size of the file (cached by path, size and modification time)."""
+    return content_identity(source_path(cfg))
 
 
 # ---- reading --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ those names (``analysis/skim.py``), so expressions and column pruning do not car
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -213,3 +214,39 @@ def raw_roots(branches) -> set:
     roots = set(branches)
     roots.update(name.split("_", 1)[0] for name in branches if "_" in name)
     return roots
+
+
+@dataclass(frozen=True)
+class ContentIdentity:
+    """A file read whole, identified in a content address by its content (sha256 and
+    size), not its path: the same file elsewhere or under another name is the same input."""
+
+    path: str           # absolute path (provenance only)
+    size: int
+    sha256: str
+
+    def key(self) -> dict:
+        return {"sha256": self.sha256, "size": self.size}
+
+
+def content_identity(path: str | os.PathLike) -> ContentIdentity:
+    """sha256 and size of a file, cached by path, size and modification time.
+
+    >>> content_identity("configs/agc_ttbar.yaml").key()       # doctest: +SKIP
+    {'sha256': '4f1c...', 'size': 7421}
+    """
+    path = Path(path).resolve()
+    try:
+        stat = path.stat()
+    except OSError as err:
+        raise InputFileError(str(path), err.strerror or "cannot read") from None
+    return ContentIdentity(str(path), stat.st_size, _file_sha256(str(path), stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import hashlib
 import json
 import os
 import posixpath
@@ -33,6 +32,8 @@ import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from analysis.fileid import ContentIdentity, content_identity
 
 DEFAULTS = {"region": "", "background_only": "BkgOnly.json", "patches": "patch.*.json",
             "test_statistic": "qtilde", "poi_value": 1.0, "calculator": "asymptotics"}
@@ -45,16 +46,7 @@ class LikelihoodError(ValueError):
     """The archive does not hold what the config's ``likelihood:`` section names."""
 
 
-@dataclass(frozen=True)
-class ArchiveIdentity:
-    """The archive's identity in a content address: its content (sha256), not its path."""
-
-    path: str           # absolute path (provenance only)
-    size: int
-    sha256: str
-
-    def key(self) -> dict:
-        return {"sha256": self.sha256, "size": self.size}
+ArchiveIdentity = ContentIdentity   # the archive's identity in a content address: its content, not its path
 
 
 @dataclass(frozen=True)
@@ -139,17 +131,8 @@ def plot_axes(spec: dict) -> tuple:
 def identify(cfg) -> ArchiveIdentity:
     """sha256 and size of the archive (cached by path, size and modification time)."""
     path = archive_path(cfg).resolve()
-    stat = _stat(path)
-    return ArchiveIdentity(str(path), stat.st_size, _sha256(str(path), stat.st_size, stat.st_mtime_ns))
-
-
-@functools.lru_cache(maxsize=8)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    _stat(path)                                  # a missing archive: a LikelihoodError naming it
+    return content_identity(path)
 
 
 def _stat(path: Path) -> os.stat_result:

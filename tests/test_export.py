@@ -58,6 +58,15 @@ def fit_of(store: Path) -> tuple[str, float, float]:
     return fit["key"], result["bestfit"], result["uncertainty"]
 
 
+def assert_same_fit(store: Path, law_store: Path) -> str:
+    """The Fit in ``store`` has the key and POI (to 1e-6) of the one ``law run`` made."""
+    key, value, error = fit_of(store)
+    law_key, law_value, law_error = fit_of(law_store)
+    assert key == law_key
+    assert value == pytest.approx(law_value, abs=1e-6) and error == pytest.approx(law_error, abs=1e-6)
+    return law_key
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The small analysis run with ``law run Fit``: its config and store."""
@@ -77,10 +86,7 @@ def test_yadage_round_trip(reference, tmp_path):
                            "-d", f"initdir={out}", "-p", f"store={store}"],
                           cwd=out, env=env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    key, value, error = fit_of(store)
-    law_key, law_value, law_error = fit_of(law_store)
-    assert key == law_key
-    assert value == pytest.approx(law_value, abs=1e-6) and error == pytest.approx(law_error, abs=1e-6)
+    law_key = assert_same_fit(store, law_store)
     published = yaml.safe_load((tmp_path / "work" / "Fit_0" / "heirloom-step.yml").read_text())
     assert published["key"] == law_key and Path(published["output"]).is_dir()
     # one task per step: the store saw each task of the DAG exactly once
@@ -96,10 +102,7 @@ def test_snakemake_round_trip(reference, tmp_path):
     command = [str(tool("snakemake")), "-s", str(out / "Snakefile"), "--cores", "2", "--config", f"store={store}"]
     proc = subprocess.run(command, cwd=workdir, env=env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    key, value, error = fit_of(store)
-    law_key, law_value, law_error = fit_of(law_store)
-    assert key == law_key
-    assert value == pytest.approx(law_value, abs=1e-6) and error == pytest.approx(law_error, abs=1e-6)
+    law_key = assert_same_fit(store, law_store)
     marker = yaml.safe_load((workdir / "heirloom-done" / "Fit" / "all.yml").read_text())
     assert marker["key"] == law_key
     # a second snakemake run has nothing to do
@@ -189,3 +192,14 @@ def test_step_needs_an_absolute_store(tmp_path):
                     cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "relative" in proc.stderr and "absolute" in proc.stderr
     assert not (tmp_path / "relative").exists()
+
+
+@pytest.mark.parametrize("env_bin", [VENV_BIN, TOOLS], ids=["analysis", "preserve"])
+def test_both_environments_are_consistent(env_bin):
+    """`pip check` is clean in the analysis environment and in .venv-preserve (the tools'
+    old jsonschema pins live apart from pyhf's requirements)."""
+    python = env_bin / "python"
+    if not python.exists():
+        pytest.fail(f"{python} is missing: run ./setup.sh preserve (./setup.sh test makes it)")
+    proc = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "No broken requirements" in proc.stdout, proc.stdout + proc.stderr
