@@ -203,3 +203,14 @@ def test_both_environments_are_consistent(env_bin):
         pytest.fail(f"{python} is missing: run ./setup.sh preserve (./setup.sh test makes it)")
     proc = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "No broken requirements" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_image_setting_names_and_tags(monkeypatch):
+    from analysis import __version__
+    from tasks.export.common import default_image
+
+    monkeypatch.delenv("HEIRLOOM_IMAGE", raising=False)
+    assert default_image() == f"heirloom/analysis:{__version__}"
+    monkeypatch.setenv("HEIRLOOM_IMAGE", "registry.example:5000/group/heirloom")
+    assert default_image() == f"registry.example:5000/group/heirloom:{__version__}"
+    assert default_image("me/img:v2") == "me/img:v2"

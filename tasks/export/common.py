@@ -14,19 +14,27 @@ from tasks.export.dag import Stage, stages, walk
 IMAGE_NAME = "heirloom/analysis"
 
 
-def default_image() -> str:
-    """``$HEIRLOOM_IMAGE``, else ``heirloom/analysis:<Heirloom version>``
-    (what ``docker build -f containers/Dockerfile -t heirloom/analysis:<version> .`` makes)."""
+def default_image(image: str | None = None) -> str:
+    """The analysis image the exports name: ``image`` (``--image``), else ``$HEIRLOOM_IMAGE``,
+    else ``heirloom/analysis``; without a tag, the Heirloom version is the tag (what
+    ``docker build -f containers/Dockerfile -t heirloom/analysis:<version> .`` makes).
+
+    >>> default_image("registry.example/heirloom")          # doctest: +SKIP
+    'registry.example/heirloom:0.1.0'
+    """
     from analysis import __version__
 
-    return os.environ.get("HEIRLOOM_IMAGE") or f"{IMAGE_NAME}:{__version__}"
+    image = image or os.environ.get("HEIRLOOM_IMAGE") or IMAGE_NAME
+    name, tag = split_image(image)
+    return f"{name}:{tag or __version__}"
 
 
 def split_image(image: str) -> tuple[str, str]:
-    """``"heirloom/analysis:0.1.0"`` -> ``("heirloom/analysis", "0.1.0")`` (tag ``latest`` if none)."""
+    """``"heirloom/analysis:0.1.0"`` -> ``("heirloom/analysis", "0.1.0")``; no tag: ``""``
+    (a ``:`` in a registry's host:port is not a tag)."""
     name, _, tag = image.rpartition(":")
     if not name or "/" in tag:
-        return image, "latest"
+        return image, ""
     return name, tag
 
 
@@ -54,7 +62,7 @@ def prepare(config: str, task: str, outdir: str | Path, image: str | None = None
     cfg = load_config(config)
     outdir = Path(outdir)
     config_file = write_bundle(cfg, outdir, source=_display(config))
-    return Export(config=config, task=task, outdir=outdir, image=image or default_image(),
+    return Export(config=config, task=task, outdir=outdir, image=default_image(image),
                   stages=stages(walk(cls(config=config))), config_file=config_file, analysis=cfg.name)
 
 
