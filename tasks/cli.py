@@ -91,7 +91,12 @@ def show(config: str) -> list[str]:
     from analysis.config import load_config
 
     lines = []
-    if not load_config(config).data.get("model"):
+    cfg = load_config(config)
+    if "likelihood" in cfg.data:
+        return show_likelihood(config)
+    if cfg.data.get("limit"):
+        lines += show_limit(config)
+    if not cfg.data.get("model"):
         return ["this config has no statistical model: see its histograms with "
                 f"`law run Histograms --config {config} --print-output 0`"]
     fit, plot = Fit(config=config), Plot(config=config)
@@ -110,6 +115,39 @@ def show(config: str) -> list[str]:
         lines.append(f"cutflow    : {path / 'cutflow.md'}")
         lines.append((path / "cutflow.md").read_text().rstrip())
     return lines or ["no results yet: run `law run Plot --config " + config + "`"]
+
+
+def show_likelihood(config: str) -> list[str]:
+    """Where the CLs scan and the exclusion plot of a published likelihood are."""
+    from tasks.likelihood import CLsScan, ExclusionPlot
+
+    lines = []
+    scan, plot = CLsScan(config=config).store_entry(), ExclusionPlot(config=config).store_entry()
+    if scan.exists():
+        summary = scan.provenance().get("scan", {})
+        lines.append(f"CLs scan   : {scan.path / 'cls.json'}")
+        if summary:
+            lines.append(f"             {summary['points']} points, {summary['excluded']} excluded (observed CLs < 0.05)")
+    if plot.exists():
+        lines.append(f"exclusion  : {plot.path}")
+        lines += [f"             {p.name}" for p in sorted(plot.path.iterdir()) if p.name != "provenance.json"]
+    return lines or [f"no results yet: run `law run ExclusionPlot --config {config}`"]
+
+
+def show_limit(config: str) -> list[str]:
+    """Where the limit on a new signal is, with its values."""
+    from tasks.reinterpret import Limit
+
+    entry = Limit(config=config).store_entry()
+    if not entry.exists():
+        return [f"limit      : not computed yet (law run Limit --config {config})"]
+    limit = entry.provenance().get("limit", {})
+    lines = [f"limit      : {entry.path / 'limit.json'}"]
+    if limit:
+        expected = ", ".join(f"{x:.3f}" for x in limit["expected"])
+        lines.append(f"             {limit['poi']} < {limit['observed']:.3f} observed ({round(100 * limit['cl'])}% CL); "
+                     f"expected -2..+2 sigma: {expected}")
+    return lines
 
 
 def main(argv=None) -> int:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import pytest
 from analysis import cls_scan
 from analysis.config import ConfigError, load_config
 from analysis.published import check_archive, read_likelihood
-from conftest import ROOT, law_run, requires_shared, runs
+from conftest import ROOT, VENV_BIN, law_run, requires_shared, runs
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "likelihoods" / "pyhf-ins1748602-probability-models.tar.gz"
 REFERENCE_POINT = "sbottom_1300_205_60"
@@ -173,8 +175,8 @@ def test_executors_give_the_same_cls(tmp_path):
 
 
 def test_chain_on_a_toy_archive(tmp_path):
-    store = tmp_path / "store"
-    law_run("ExclusionPlot", toy_config(tmp_path), store)
+    store, config = tmp_path / "store", toy_config(tmp_path)
+    law_run("ExclusionPlot", config, store)
     plot = (store / "by-name" / "toy_reinterpretation" / "ExclusionPlot" / "all").resolve()
     assert {"exclusion.png", "cls_table.md", "cls_table.csv", "provenance.json"} <= {p.name for p in plot.iterdir()}
     scan = (store / "by-name" / "toy_reinterpretation" / "CLsScan" / "all").resolve()
@@ -182,6 +184,12 @@ def test_chain_on_a_toy_archive(tmp_path):
     assert table["labels"] == ["m_a", "m_b"] and len(table["points"]) == len(TOY_POINTS)
     assert all(row["excluded"] == (row["cls_obs"] < 0.05) and len(row["cls_exp"]) == 5 for row in table["points"])
     assert "toy_300_90" in (plot / "cls_table.md").read_text()
+    shown = subprocess.run([str(VENV_BIN / "heirloom"), "show", "--config", str(config)],
+                           cwd=ROOT, env=dict(os.environ, HEIRLOOM_STORE=str(store)),
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert str(scan / "cls.json") in shown.stdout and "exclusion.png" in shown.stdout
+    assert f"{len(TOY_POINTS)} points" in shown.stdout
 
 
 def test_bad_archive_path_is_a_config_error(tmp_path):
