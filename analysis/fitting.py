@@ -141,7 +141,7 @@ def fit_workspace(workspace: Mapping, fit_cfg: Mapping | None = None) -> FitResu
         raise FitError(f"MINOS parameters {unknown} are not parameters of the model "
                        f"(known: {model.config.par_names})")
     strategy = fit_cfg.get("strategy")
-    with _restored_backend("the fit"):
+    with guarded_minimisation("the fit"):
         result = cabinetry.fit.fit(model, data, minos=minos or None, goodness_of_fit=True,
                                    **minimiser_settings(fit_cfg))
     i_poi = model.config.par_names.index(poi)
@@ -358,7 +358,7 @@ def rank(workspace: Mapping, fit_result: FitResult, fit_cfg: Mapping | None = No
         raise ValueError("the fit result's parameters do not match the workspace's model")
     settings = minimiser_settings(fit_cfg)
     t0 = time.time()
-    with _restored_backend("a fit of the impact ranking"):
+    with guarded_minimisation("a fit of the impact ranking"):
         result = cabinetry.fit.ranking(model, data, fit_results=fit_result.to_cabinetry(),
                                        init_pars=list(fit_result.values), **settings)
     # most important first: decreasing maximum post-fit impact (the order of cabinetry's plot)
@@ -387,7 +387,7 @@ def significance(workspace: Mapping, fit_cfg: Mapping | None = None) -> Signific
     model, data = _model_and_data(workspace, fit_cfg)
     settings = minimiser_settings(fit_cfg)
     t0 = time.time()
-    with _restored_backend("a fit of the significance"):
+    with guarded_minimisation("a fit of the significance"):
         result = cabinetry.fit.significance(model, data, **settings)
     return Significance(poi=model.config.poi_name, observed_p_value=float(result.observed_p_value),
                         observed_significance=float(result.observed_significance),
@@ -425,7 +425,7 @@ def _model_and_data(workspace: Mapping, fit_cfg: Mapping):
 
 
 @contextlib.contextmanager
-def _restored_backend(what: str) -> Iterator[None]:
+def guarded_minimisation(what: str) -> Iterator[None]:
     """pyhf's optimizer restored afterwards (cabinetry does not when a fit raises), a
     failed minimisation as :class:`FitError`, and MINUIT's NaN warnings summarised
     (:mod:`analysis.minuit_output`)."""

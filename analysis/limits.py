@@ -30,7 +30,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Mapping
 
-from analysis.fitting import FitError, _restored_backend, minimiser_settings
+from analysis.fitting import FitError, guarded_minimisation, minimiser_settings
 
 SIGNAL_SAMPLE = "signal"
 
@@ -98,18 +98,13 @@ def limit_model(cfg) -> dict:
     from analysis.modelspec import fit_model
 
     limit = section(cfg)
-    model = fit_model(cfg)
     signal = limit["signal"]
-    model["samples"] = {**model["samples"], SIGNAL_SAMPLE: {"datasets": list(signal["datasets"]),
-                                                            "label": signal.get("label", SIGNAL_SAMPLE)}}
+    model = fit_model(cfg, extra_samples={SIGNAL_SAMPLE: {"datasets": list(signal["datasets"]),
+                                                          "label": signal.get("label", SIGNAL_SAMPLE)}})
     model["norm_factors"] = {**model.get("norm_factors", {}),
                              limit["poi"]: {"samples": [SIGNAL_SAMPLE], "nominal": 1.0,
                                             "bounds": list(limit.get("bounds", [0.0, 100.0]))}}
     model["poi"] = limit["poi"]
-    for name, syst in model["systematics"].items():     # systematics given per dataset reach the signal
-        source = cfg.systematics[name]
-        if "samples" in syst and "samples" not in source and set(source.get("datasets", [])) & set(signal["datasets"]):
-            syst["samples"] = sorted(set(syst["samples"]) | {SIGNAL_SAMPLE})
     return model
 
 
@@ -125,7 +120,7 @@ def upper_limit(workspace: Mapping, limit_cfg: Mapping, fit_cfg: Mapping | None 
         result = _grid_limit(model, data, limit_cfg["scan"], cl, fit_cfg)
         result.seconds = round(time.time() - t0, 3)
         return result
-    with _restored_backend("the limit scan"):
+    with guarded_minimisation("the limit scan"):
         try:
             result = cabinetry.fit.limit(model, data, bracket=limit_cfg.get("bracket"), confidence_level=cl,
                                          poi_tolerance=float(limit_cfg.get("tolerance", 0.01)),
@@ -146,7 +141,7 @@ def _grid_limit(model, data, scan: Mapping, cl: float, fit_cfg: Mapping | None) 
 
     settings = {k: v for k, v in minimiser_settings(fit_cfg).items() if v is not None}
     grid = np.linspace(float(scan["low"]), float(scan["high"]), int(scan["points"]))
-    with _restored_backend("the limit scan"):
+    with guarded_minimisation("the limit scan"):
         pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0, **settings))
         observed, expected, (_, results) = pyhf.infer.intervals.upper_limits.upper_limit(
             data, model, scan=grid, level=1 - cl, return_results=True)

@@ -10,8 +10,10 @@ normalization systematic becomes a relative normalisation uncertainty.
 from __future__ import annotations
 
 
-def fit_model(cfg) -> dict:
-    """The ``model`` section with ``systematics`` filled in from the top-level ones.
+def fit_model(cfg, extra_samples: dict | None = None) -> dict:
+    """The ``model`` section with ``systematics`` filled in from the top-level ones;
+    ``extra_samples`` (e.g. a new signal for a limit) join the samples first, so that the
+    systematics of their datasets act on them too.
 
     >>> fit_model(load_config("configs/demo.yaml"))["systematics"]["jes"]   # doctest: +SKIP
     {'type': 'shape', 'up': 'jes_up', 'symmetrize': True}
@@ -19,7 +21,7 @@ def fit_model(cfg) -> dict:
     model = cfg.section("model")
     if not model:
         raise cfg.error("this config has no 'model' section, so it cannot be fitted", "model")
-    samples = model["samples"]
+    samples = model["samples"] = {**model["samples"], **(extra_samples or {})}
     model.setdefault("regions", {name: {"name": name} for name in cfg.regions})
     systematics = {}
     for name, syst in cfg.systematics.items():

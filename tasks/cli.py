@@ -27,34 +27,6 @@ def _task(name: str, config: str, extra: dict):
     return getattr(tasks, name)(config=config, **extra)
 
 
-EXPORT_FOLDERS = {"yadage": "workflows/yadage", "snakemake": "workflows/snakemake"}
-
-
-def export(kind: str, config: str, task: str, out: str | None, image: str | None, new_signal: str | None = None) -> list:
-    """Write the workflow files of ``kind`` for ``config``; return their paths."""
-    from pathlib import Path
-
-    from analysis.config import load_config
-    from tasks.export import common, reana, recast, snakemake, yadage
-
-    name = load_config(config).name
-    if kind == "recast":
-        folder = Path(out or f"workflows/recast/{name}") / "specs"
-        return recast.export(common.prepare(config, task, folder, image), new_signal)
-    written = []
-    for what in (("snakemake", "reana") if kind == "all" else (kind,)):      # reana includes yadage
-        folder = Path(out if out and kind != "all" and what != "reana" else f"{EXPORT_FOLDERS.get(what, EXPORT_FOLDERS['yadage'])}/{name}")
-        exp = common.prepare(config, task, folder, image)
-        if what == "yadage":
-            written += yadage.export(exp)
-        elif what == "snakemake":
-            written += snakemake.export(exp)
-        else:
-            written += yadage.export(exp)
-            written += reana.export(exp, Path(out if out and kind == "reana" else "reana.yaml"))
-    return written
-
-
 def explain(task, seen: set | None = None, depth: int = 0) -> list[str]:
     """Lines saying, for ``task`` and what it needs, whether it would run and why."""
     seen = set() if seen is None else seen
@@ -191,6 +163,8 @@ def main(argv=None) -> int:
         if args.command == "export":
             if args.kind == "recast" and args.task == "Plot":
                 args.task = "Limit"
+            from tasks.export import export
+
             for path in export(args.kind, args.config, args.task, args.out, args.image, args.new_signal):
                 print(path)
             return 0

@@ -66,6 +66,17 @@ def prepare(config: str, task: str, outdir: str | Path, image: str | None = None
                   stages=stages(walk(cls(config=config))), config_file=config_file, analysis=cfg.name)
 
 
+def rebundled(exp: Export, outdir: str | Path) -> Export:
+    """``exp`` for another folder, with the config bundled there too (no second DAG walk)."""
+    from dataclasses import replace
+
+    from analysis.config import load_config
+
+    outdir = Path(outdir)
+    write_bundle(load_config(exp.config), outdir, source=_display(exp.config))
+    return replace(exp, outdir=outdir)
+
+
 def step_command(task: str, config: str, store: str, args: str, publish: str) -> str:
     """The command every exported step runs: ``law run`` of one task, through ``heirloom step``."""
     return f"heirloom step {task} --config {config} --store {store} --publish {publish} {args}".rstrip()

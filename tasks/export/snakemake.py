@@ -86,6 +86,6 @@ def export(exp: Export) -> list:
     """Write the Snakefile and its config.yaml (see the module doc); return their paths."""
     snake, params = exp.outdir / "Snakefile", exp.outdir / "config.yaml"
     snake.parent.mkdir(parents=True, exist_ok=True)
-    snake.write_text(header(exp, "Snakefile").replace("# Snakefile: written", "# Snakefile written") + snakefile(exp))
+    snake.write_text(header(exp, "Snakefile") + snakefile(exp))
     write_yaml(params, parameters(exp), header(exp, "Snakemake parameters"))
     return [snake, params]
