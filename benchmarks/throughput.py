@@ -145,7 +145,7 @@ def baseline(files: list, scale: float, systematics: bool = True) -> dict:
         one_lepton = (n_el + n_mu) == 1
         jet_pts = [("nominal", ev["Jet_pt"])] + ([("jes_up", ev["Jet_pt"] * 1.03)] if systematics else [])
         for variation, jet_pt in jet_pts:
-            good = (jet_pt > 30) & (abs(ev["Jet_eta"]) < 2.4) & ((ev["Jet_jetId"] & 2) > 0)
+            good = (jet_pt > 30) & (abs(ev["Jet_eta"]) < 2.4) & ((ev["Jet_jetId"] & 4) > 0)  # tight + lepton veto, as the AGC
             selected = one_lepton & (ak.sum(good, axis=1) >= 4)
             keep = good[selected]
             jets = ak.zip({"pt": jet_pt[selected][keep], "eta": ev["Jet_eta"][selected][keep],

@@ -1,7 +1,8 @@
 """Heirloom law tasks: Generate -> Skim -> Select -> Histogram -> Histograms -> Fit -> Plot (and
--> Limit for a new signal), and
+-> Limit for a new signal, -> AGCHistograms for the AGC's own tools), and
 PublishedLikelihood -> CLsScan -> ExclusionPlot (a published likelihood)."""
 
+from tasks.agc_layout import AGCHistograms
 from tasks.inputs import Generate, Skim
 from tasks.likelihood import CLsScan, ExclusionPlot, PublishedLikelihood
 from tasks.reinterpret import Limit
@@ -9,4 +10,5 @@ from tasks.results import ExternalHistograms, Fit, Histograms, Plot
 from tasks.select import Histogram, Select
 
 __all__ = ["Generate", "Skim", "Select", "Histogram", "Histograms", "ExternalHistograms", "Fit", "Plot", "Limit",
+           "AGCHistograms",
            "PublishedLikelihood", "CLsScan", "ExclusionPlot"]

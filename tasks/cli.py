@@ -86,6 +86,12 @@ def show(config: str) -> list[str]:
         lines += [f"             {p.name}" for p in sorted(path.glob("*.png"))]
         lines.append(f"cutflow    : {path / 'cutflow.md'}")
         lines.append((path / "cutflow.md").read_text().rstrip())
+    if not cfg.data.get("external_histograms"):
+        from tasks.agc_layout import AGCHistograms
+
+        layout = AGCHistograms(config=config).store_entry()
+        if layout.exists():
+            lines.append(f"AGC layout : {layout.path / 'histograms.root'}")
     return lines or ["no results yet: run `law run Plot --config " + config + "`"]
 
 

@@ -23,7 +23,7 @@ from conftest import ROOT, VENV_BIN, runs, small_demo
 
 SCRIPT = ROOT / "workflows" / "ci" / "run-analysis.sh"
 ANALYSIS = "ci_tiny"
-TIGHTER_JETS = ('objects:\n  jets:\n    where: "(Jet.pt > 35) & (abs(Jet.eta) < 2.4) & ((Jet.jetId & 2) > 0)"\n')
+TIGHTER_JETS = ('objects:\n  jets:\n    where: "(Jet.pt > 35) & (abs(Jet.eta) < 2.4) & ((Jet.jetId & 4) > 0)"\n')
 CUT_DEPENDENTS = {"Select", "Histogram", "Histograms", "Fit", "Plot"}
 
 

@@ -164,7 +164,7 @@ def test_recast_catalogue_entry_is_valid(tmp_path):
 def test_exports_repeat_byte_for_byte_and_a_cut_changes_only_parameters(tmp_path):
     parent = ROOT / "configs" / "agc_ttbar.yaml"
     cut = write_config(tmp_path, "cut.yaml", f"extends: {parent}\nname: agc_ttbar\n"
-                       "objects:\n  jets: {from: Jet, where: \"(Jet.pt > 35) & (abs(Jet.eta) < 2.4) & ((Jet.jetId & 2) > 0)\"}\n")
+                       "objects:\n  jets: {from: Jet, where: \"(Jet.pt > 35) & (abs(Jet.eta) < 2.4) & ((Jet.jetId & 4) > 0)\"}\n")
     exports = {}
     for label, config in (("a", parent), ("b", parent), ("cut", cut)):
         out = tmp_path / label

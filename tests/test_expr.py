@@ -147,8 +147,8 @@ def test_on_real_nanoevents():
         {str(NANO_DY): "Events"}, schemaclass=nanoevents.NanoAODSchema, mode="eager").events()
     ns = {"Jet": events.Jet, "Muon": events.Muon}
     jet, muon = events.Jet, events.Muon
-    good = evaluate("(Jet.pt > 30) & (abs(Jet.eta) < 2.4) & ((Jet.jetId & 2) > 0)", ns)
-    assert same(good, (jet.pt > 30) & (abs(jet.eta) < 2.4) & ((jet.jetId & 2) > 0))
+    good = evaluate("(Jet.pt > 30) & (abs(Jet.eta) < 2.4) & ((Jet.jetId & 4) > 0)", ns)
+    assert same(good, (jet.pt > 30) & (abs(jet.eta) < 2.4) & ((jet.jetId & 4) > 0))
     assert same(evaluate("(Muon.pt > 20) & Muon.tightId", ns), (muon.pt > 20) & muon.tightId)
     dr = evaluate("ak.firsts(Muon).delta_r(ak.firsts(Jet))", ns)
     assert same(dr, ak.firsts(muon).delta_r(ak.firsts(jet)))

@@ -24,7 +24,7 @@ OBJECT_CUTS = [
     ("mu_id", "Muon", lambda o: o.tightId), ("mu_sip3d", "Muon", lambda o: o.sip3d < 4),
     ("mu_iso", "Muon", lambda o: o.pfRelIso04_all < 0.15),
     ("jet_pt", "Jet", lambda o: o.pt > 30), ("jet_eta", "Jet", lambda o: abs(o.eta) < 2.4),
-    ("jet_id", "Jet", lambda o: (o.jetId & 2) > 0),
+    ("jet_id", "Jet", lambda o: (o.jetId & 4) != 0),   # tight + lepton veto (coffea isTightLeptonVeto)
 ]
 
 

@@ -122,7 +122,7 @@ def test_jet_pt_cut_reruns_select_and_after_not_skim(base_run, tmp_path):
     before = len(runs(store))
     fork = tmp_path / "fork.yaml"
     fork.write_text(f"extends: {config}\nobjects:\n  jets:\n    where: "
-                    "\"(Jet.pt > 35) & (abs(Jet.eta) < 2.4) & ((Jet.jetId & 2) > 0)\"\n")
+                    "\"(Jet.pt > 35) & (abs(Jet.eta) < 2.4) & ((Jet.jetId & 4) > 0)\"\n")
     law_run("Plot", fork, store)
     done = families(ran(store, before))
     assert done == {"Select", "Histogram", "Histograms", "Fit", "Plot"}, done

@@ -288,6 +288,10 @@ def _check_structure(cfg: AnalysisConfig) -> None:
         from analysis.external import check_config     # its cross-references (file, names, datasets)
 
         check_config(cfg)
+    if any("agc_name" in syst for syst in cfg.systematics.values()):
+        from analysis.agc_layout import check_config as check_agc_layout
+
+        check_agc_layout(cfg)
     if cfg.data.get("limit"):
         from analysis.limits import check_config as check_limit
 

@@ -71,6 +71,8 @@ SYSTEMATIC = _obj({
     "up_dataset": {"type": "string"},
     "down_dataset": {"type": "string"},
     "label": {"type": "string"},
+    "agc_name": {**_NAME, "description": "its variations' names in the AGC's layout (AGCHistograms): "
+                 "<agc_name>_up, <agc_name>_down"},
 }, required=("type",))
 
 MODEL = _obj({
