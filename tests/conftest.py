@@ -40,7 +40,7 @@ datasets:
   single_top_s_chan: {{generator: {{process: single_top_s_chan, events: 3000}}}}
   single_top_t_chan: {{generator: {{process: single_top_t_chan, events: 3000}}}}
   single_top_tW: {{generator: {{process: single_top_tW, events: 3000}}}}
-  wjets: {{generator: {{process: wjets, events: 12000}}}}
+  wjets: {{generator: {{process: wjets, events: 60000}}}}   # W+jets: 15487 pb, many events per selected one
 skim:
   chunk_size: 5000
 fit:                      # the impact ranking costs ~4 fits per parameter: tested in test_external
