@@ -34,11 +34,11 @@ def one_pass(setup: dict, tmp: Path, spent: Counter) -> None:
     import pyarrow.parquet as pq
 
     from analysis.config.model import region_observables
-    from analysis.executors import make_executor
-    from analysis.histograms import fill_from_table
-    from analysis.processor import run_selection
-    from analysis.selection import plan_from_config
-    from analysis.tables import write_selected
+    from analysis.select.executors import make_executor
+    from analysis.hist.histograms import fill_from_table
+    from analysis.select.processor import run_selection
+    from analysis.select.selection import plan_from_config
+    from analysis.select.tables import write_selected
 
     cfg = setup["full"]
     regions = {name: region_observables(r) for name, r in cfg.regions.items()}
@@ -74,7 +74,8 @@ def clocked(spent: Counter, key, function):
 
 
 def breakdown(setup: dict, tmp: Path) -> list:
-    from analysis import expr, processor
+    from analysis.lang import expr
+    from analysis.select import processor
 
     spent: Counter = Counter()
     evaluate, select_events = expr.Expression.evaluate, processor.select_events

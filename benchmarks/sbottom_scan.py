@@ -32,9 +32,9 @@ REFERENCE_POINT = "sbottom_1300_205_60"
 
 def load(region: str, points: list):
     """(background-only workspace, the selected PatchSet entries, labels, settings) as CLsScan reads them."""
-    from analysis import cls_scan
-    from analysis.config import load_config
-    from analysis.published import read_likelihood, section, select_points
+    from analysis.likelihood import cls_scan
+    from analysis.load import load_config
+    from analysis.likelihood.published import read_likelihood, section, select_points
 
     folder = Path(tempfile.mkdtemp(prefix="heirloom-sbottom-"))
     fork = folder / "fork.yaml"
@@ -56,8 +56,8 @@ def main(argv=None) -> int:
     parser.add_argument("--points", nargs="*", default=[], help="globs of point names (default: all)")
     args = parser.parse_args(argv)
 
-    from analysis import cls_scan
-    from analysis.executors import dask_client
+    from analysis.likelihood import cls_scan
+    from analysis.select.executors import dask_client
 
     t0 = time.perf_counter()
     background_only, patches, labels, settings = load(args.region, args.points)

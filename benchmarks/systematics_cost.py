@@ -60,8 +60,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="heirloom-syst-"))
     try:
-        from analysis.config import load_config
-        from analysis.generate import generate_file
+        from analysis.load import load_config
+        from analysis.io.generate import generate_file
 
         workdir.mkdir(parents=True, exist_ok=True)
         files = {}

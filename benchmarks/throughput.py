@@ -1,7 +1,7 @@
 """Select + Histogram throughput of the demo analysis versus a hand-written baseline.
 
 Setup (not timed): generate ttbar and wjets NanoAOD-like files with
-``analysis.generate.generate_file``, write a fork of ``configs/demo.yaml`` whose datasets
+``analysis.io.generate.generate_file``, write a fork of ``configs/demo.yaml`` whose datasets
 read those files (``files:``, ``skim: {chunk_size: 250000}``), and run
 ``law run Histograms`` once into a fresh store, which makes the skimmed chunks.
 
@@ -57,8 +57,8 @@ def prepare(workdir: Path, events: int) -> dict:
 
     Returns ``{"full": cfg, "nominal": cfg, "chunks": {dataset: [(skim.root, stats)]}}``.
     """
-    from analysis.config import load_config
-    from analysis.generate import generate_file
+    from analysis.load import load_config
+    from analysis.io.generate import generate_file
 
     workdir.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -93,11 +93,11 @@ def heirloom(cfg, dataset: str, files: list, scale: float, tmp: Path, timings: d
     import pyarrow.parquet as pq
 
     from analysis.config.model import region_observables
-    from analysis.executors import make_executor
-    from analysis.histograms import fill_from_table
-    from analysis.processor import run_selection
-    from analysis.selection import plan_from_config
-    from analysis.tables import write_selected
+    from analysis.select.executors import make_executor
+    from analysis.hist.histograms import fill_from_table
+    from analysis.select.processor import run_selection
+    from analysis.select.selection import plan_from_config
+    from analysis.select.tables import write_selected
 
     t0 = time.perf_counter()
     plan = plan_from_config(cfg, dataset)

@@ -37,7 +37,7 @@ CONFIGURATIONS = (("iterative", 1), ("futures", 1), ("futures", 2), ("dask", 2),
 def executor_for(name: str, workers: int):
     """``make_executor`` as Select uses it; "futures, reused pool" is a what-if: coffea's
     FuturesExecutor given a loky pool that outlives the call (not what Select does)."""
-    from analysis.executors import make_executor
+    from analysis.select.executors import make_executor
 
     if name == "futures, reused pool":
         import loky
@@ -54,8 +54,8 @@ _POOLS: dict = {}
 
 def select_all(setup: dict, executor_name: str, workers: int, chunksize: int) -> dict:
     """``run_selection`` of every dataset, as the Select tasks do; returns their cutflows."""
-    from analysis.processor import run_selection
-    from analysis.selection import plan_from_config
+    from analysis.select.processor import run_selection
+    from analysis.select.selection import plan_from_config
 
     cfg = setup["full"]
     cutflows = {}

@@ -9,7 +9,7 @@ from tasks.results import Histograms
 
 
 class AGCHistograms(HeirloomTask):
-    """The AGC's histogram layout (``analysis/agc_layout.py``), for the AGC's own tools.
+    """The AGC's histogram layout (``analysis/hist/agc_layout.py``), for the AGC's own tools.
 
     Outputs: ``histograms.root`` (the AGC's ``save_histograms`` names, TH1D with Sumw2,
     pseudo-data included), ``hist_dict.json`` (one Hist per region with observable, process
@@ -19,10 +19,9 @@ class AGCHistograms(HeirloomTask):
         law run AGCHistograms --config configs/agc_ttbar.yaml
     """
 
-    code_modules = ("agc_layout", "histograms")
 
     def config_excerpt(self):
-        from analysis.agc_layout import layout_spec
+        from analysis.hist.agc_layout import layout_spec
 
         return layout_spec(self.cfg)
 
@@ -30,7 +29,8 @@ class AGCHistograms(HeirloomTask):
         return {"histograms": Histograms.req(self)}
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis import agc_layout, histograms
+        from analysis.hist import agc_layout
+        from analysis.hist import histograms
 
         merged = histograms.load(inputs["histograms"] / "histograms.json")
         layout = agc_layout.to_agc_layout(merged, self.config_excerpt())

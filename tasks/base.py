@@ -1,16 +1,18 @@
 """The base of every Heirloom task: a config parameter, a content address, atomic commits.
 
-A task subclass says what it reads (``config_excerpt``), which library modules and
-parameters decide its result (``code_modules``, ``key_params``), what it needs
-(``requires``) and how it produces its files (``produce``). The base turns that into a
-key, an output folder in the store that appears atomically, a provenance record and a
-line in the run log. Heavy libraries are imported inside ``produce`` only, so task
-discovery and a no-op rerun stay fast.
+A task subclass says what it reads (``config_excerpt``), which parameters decide its
+result (``key_params``), what it needs (``requires``) and how it produces its files
+(``produce``). The code that decides its result is not declared: it is derived from the
+source (:mod:`analysis.store.code_identity`): the task's own class and everything it
+reaches through imports in ``analysis/`` and ``tasks/``, fingerprinted from a normalised
+form. The base turns that into a key (format 2, ``docs/explanation.md``), an output
+folder in the store that appears atomically, a provenance record and a line in the run
+log. Heavy libraries are imported inside ``produce`` only, so task discovery and a no-op
+rerun stay fast.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -19,23 +21,61 @@ from pathlib import Path
 import law
 import luigi
 
-from analysis import __version__ as HEIRLOOM_VERSION
-from analysis import store
-from analysis.config import ConfigError, load_config
-from analysis.fileid import InputFileError, Manifest
-from analysis.provenance import build_record, now
+from analysis.config import ConfigError
+from analysis.io.fileid import InputFileError, Manifest
+from analysis.load import load_config
+from analysis.store import objects as store
+from analysis.store.code_cache import CodeCache
+from analysis.store.code_identity import graph_for
+from analysis.store.environment import environment
+from analysis.store.provenance import build_record, now
 
-LIBRARY = Path(__file__).resolve().parent.parent / "analysis"
-_MODULE_HASHES: dict = {}
+#: the layout of a key's components; bumped when it changes (``heirloom why`` says so)
+KEY_FORMAT = 2
+PROJECT = Path(__file__).resolve().parent.parent
+CODE_ROOTS = {"analysis": PROJECT / "analysis", "tasks": PROJECT / "tasks"}
+#: the imports that static analysis cannot follow, and where their code enters keys instead
+#: (tests/test_key_soundness.py proves the list complete)
+DYNAMIC_IMPORTS = {
+    "analysis.lang.plugins": "a config's plugin files, imported by path: their normalised source enters "
+                             "the key of every task whose expressions call them (AnalysisConfig.plugins_used)",
+}
+_CODE: dict = {}
+_CODE_CACHES: dict = {}
 _MANIFESTS: dict = {}
 
 
-def module_fingerprint(name: str) -> str:
-    """sha256 (short) of a library module's source, e.g. ``"selection"``, or of a file path."""
-    if name not in _MODULE_HASHES:
-        path = Path(name) if name.endswith(".py") else LIBRARY / (name.replace(".", "/") + ".py")
-        _MODULE_HASHES[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return _MODULE_HASHES[name]
+def code_identity(task_class: type) -> dict:
+    """The identity of the code that decides a task class's results, and (for provenance
+    and ``heirloom why``, not the key) the units it covers with their fingerprints.
+
+    >>> from tasks.select import Select
+    >>> ident = code_identity(Select)
+    >>> len(ident["identity"]), "tasks.select:Select" in ident["units"]
+    (64, True)
+    """
+    if task_class not in _CODE:
+        cache = _code_cache()
+        name = f"{task_class.__module__}:{task_class.__qualname__}"
+        record = cache.get(name)
+        if record is None:
+            graph = graph_for(CODE_ROOTS)
+            closure = graph.closure(graph.unit_of(task_class))
+            record = {"identity": graph.identity(closure),
+                      "units": {str(u): graph.fingerprint(u)[:16] for u in sorted(closure)}}
+            cache.put(name, record)
+            cache.save()
+        _CODE[task_class] = record
+    return _CODE[task_class]
+
+
+def _code_cache() -> CodeCache:
+    """The store's cache of code identities for the project's files as they are now."""
+    key = (store.store_root(), tuple(sorted((k, str(v)) for k, v in CODE_ROOTS.items())))
+    if key not in _CODE_CACHES:
+        _CODE_CACHES.clear()
+        _CODE_CACHES[key] = CodeCache(store.store_root() / "manifests" / "code.json", CODE_ROOTS)
+    return _CODE_CACHES[key]
 
 
 def manifest() -> Manifest:
@@ -50,13 +90,13 @@ def check_input_names(cfg) -> None:
     misspelt branch stops ``law run`` at once with the config line (not in a traceback).
     For a likelihood config: the archive and the members it names."""
     if "likelihood" in cfg.data:                # a published likelihood: no event files
-        from analysis.published import check_archive
+        from analysis.likelihood.published import check_archive
 
         check_archive(cfg)
         return
     from analysis.config.model import check_names
-    from analysis.datasets import dataset_branches
-    from analysis.fileid import InputFileError
+    from analysis.io.datasets import dataset_branches
+    from analysis.io.fileid import InputFileError
 
     for dataset, spec in cfg.datasets.items():
         if spec["kind"] == "pseudodata" or not ("files" in spec or "generator" in spec):
@@ -109,7 +149,6 @@ class HeirloomTask(law.Task):
     config = ConfigParameter(description="analysis config (YAML)")
 
     format_version = 1
-    code_modules: tuple = ()
     exclude_params_req = set()
 
     # ---- what a subclass describes --------------------------------------------------
@@ -140,7 +179,10 @@ class HeirloomTask(law.Task):
     # ---- machinery ------------------------------------------------------------------
     @property
     def cfg(self):
-        return load_config(self.config)
+        cached = self.__dict__.get("_cfg")
+        if cached is None:
+            cached = self.__dict__["_cfg"] = load_config(self.config)
+        return cached
 
     def input_tasks(self) -> dict:
         reqs = self.requires()
@@ -158,16 +200,16 @@ class HeirloomTask(law.Task):
         inputs = {name: {"task": task.task_family, "key": task.key()} for name, task in self.input_tasks().items()}
         inputs.update({name: ident.key() for name, ident in self.raw_inputs().items()})
         components = {
+            "key_format": KEY_FORMAT,
             "task": self.task_family,
             "format": self.format_version,
             "params": self.key_params(),
             "config": self.config_excerpt(),
             "code": {
-                "heirloom": HEIRLOOM_VERSION,
-                "modules": {m: module_fingerprint(m) for m in sorted(self.code_modules)},
-                "task": module_fingerprint(sys.modules[type(self).__module__].__file__),
+                "identity": code_identity(type(self))["identity"],
                 "plugins": self.cfg.plugins_used(self.plugin_paths()),
             },
+            "environment": environment(),
             "inputs": inputs,
         }
         manifest().save()
@@ -198,9 +240,11 @@ class HeirloomTask(law.Task):
             record = build_record(
                 key=self.key(), components=self.components(),
                 inputs={name: {"task": t.task_family, "key": t.key()} for name, t in self.input_tasks().items()}
-                | {name: {"file": ident.path, **ident.key()} for name, ident in self.raw_inputs().items()},
+                | {name: {"file": ident.path, "name": Path(ident.path).name, **ident.key()}
+                   for name, ident in self.raw_inputs().items()},
                 started=started, outputs=stage, events=events,
                 extra={"analysis": self.cfg.name, "config_file": str(self.config),
+                       "code_units": code_identity(type(self))["units"],
                        "executor": {"name": execution().executor, "workers": current_workers(),
                                     "scheduler": execution().scheduler or None}, **extra})
             (stage / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))

@@ -14,9 +14,9 @@ import argparse
 import json
 import sys
 
-from analysis import store
-from analysis.config import ConfigError
-from analysis.provenance import diff_components
+from analysis.errors import ConfigError, FitError, HeirloomError, InputError, StoreError
+from analysis.store import objects as store
+from analysis.store.provenance import diff_components
 
 
 def _task(name: str, config: str, extra: dict):
@@ -41,13 +41,10 @@ def explain(task, seen: set | None = None, depth: int = 0) -> list[str]:
     link = store.by_name(entry.root, task.cfg.name, task.task_family, task.label())
     lines = []
     if link.exists():
-        old = json.loads((link / "provenance.json").read_text())["components"]
-        reasons = [r for r in diff_components(old, task.components()) if not r.startswith("inputs.")]
-        changed_inputs = [r.split(":")[0] for r in diff_components(old.get("inputs", {}), task.components()["inputs"])]
-        if changed_inputs:
-            reasons.append("inputs changed: " + ", ".join(sorted({c.split(".")[0] for c in changed_inputs})))
+        record = json.loads((link / "provenance.json").read_text())
+        reasons = _reasons(record, task)
         lines.append(f"{pad}{task.task_family}[{task.label()}]: WOULD RUN; differs from the last run "
-                     f"({old and link.resolve().name[:12]}):")
+                     f"({link.resolve().name[:12]}):")
         lines += [f"{pad}    {reason}" for reason in reasons] or [f"{pad}    (no component differs: output missing)"]
     else:
         lines.append(f"{pad}{task.task_family}[{task.label()}]: WOULD RUN; never ran for this analysis")
@@ -56,11 +53,31 @@ def explain(task, seen: set | None = None, depth: int = 0) -> list[str]:
     return lines
 
 
+def _reasons(record: dict, task) -> list[str]:
+    """Why ``task`` differs from the run recorded in ``record`` (its provenance)."""
+    from tasks.base import KEY_FORMAT, code_identity
+
+    old, new = record["components"], task.components()
+    if old.get("key_format", 1) != KEY_FORMAT:
+        return [f"key format changed ({old.get('key_format', 1)} -> {KEY_FORMAT}): keys now derive from the "
+                "code and the environment (docs/explanation.md); every task reruns once"]
+    reasons = [r for r in diff_components(old, new) if not r.startswith(("inputs.", "code.identity"))]
+    if old["code"]["identity"] != new["code"]["identity"]:
+        before, now = record.get("code_units", {}), code_identity(type(task))["units"]
+        changed = sorted(u for u in set(before) | set(now) if before.get(u) != now.get(u))
+        reasons.append("code changed: " + (", ".join(changed[:8]) + (" ..." if len(changed) > 8 else "")
+                                            if changed else "(a unit moved or was renamed)"))
+    changed_inputs = [r.split(":")[0] for r in diff_components(old.get("inputs", {}), new["inputs"])]
+    if changed_inputs:
+        reasons.append("inputs changed: " + ", ".join(sorted({c.split(".")[0] for c in changed_inputs})))
+    return reasons
+
+
 def show(config: str) -> list[str]:
     """Where the final outputs of an analysis are, with the fit result."""
     from tasks.results import Fit, Plot
 
-    from analysis.config import load_config
+    from analysis.load import load_config
 
     lines = []
     cfg = load_config(config)
@@ -128,7 +145,7 @@ def show_limit(config: str) -> list[str]:
     return lines
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heirloom", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -141,6 +158,10 @@ def main(argv=None) -> int:
     shw.add_argument("--config", required=True)
     runs = sub.add_parser("runs", help="the tasks that ran, newest last")
     runs.add_argument("--last", type=int, default=20)
+    ver = sub.add_parser("verify", help="recheck what the store trusts (--inputs: rehash every input file)")
+    ver.add_argument("--inputs", action="store_true", required=True,
+                     help="rehash every raw input file in the store's manifest, ignoring the cache")
+    ver.add_argument("--config", help="only the input files of this config's datasets")
     exp = sub.add_parser("export", help="write the config's DAG as a yadage workflow, a Snakefile or reana.yaml")
     exp.add_argument("kind", choices=("yadage", "snakemake", "reana", "recast", "all"))
     exp.add_argument("--config", required=True)
@@ -154,42 +175,106 @@ def main(argv=None) -> int:
     stp.add_argument("--config", required=True)
     stp.add_argument("--store", required=True)
     stp.add_argument("--publish", help="write task, key and output folder to this YAML file")
+    return parser
+
+
+def _step(args, rest) -> int:
+    from tasks.export.step import run_step
+
+    return run_step(args.task, args.config, args.store, [a for a in rest if a != "--"], args.publish)
+
+
+def _export(args) -> int:
+    from tasks.export import export
+
+    task = "Limit" if args.kind == "recast" and args.task == "Plot" else args.task
+    for path in export(args.kind, args.config, task, args.out, args.image, args.new_signal):
+        print(path)
+    return 0
+
+
+def _runs(args) -> int:
+    for record in (store.read_runs()[-args.last:] if args.last > 0 else []):
+        print(f"{record['finished']}  {record['task']:<11} {record['label']:<28} "
+              f"{record['key'][:12]}  {record['seconds']:.1f} s")
+    return 0
+
+
+def verify_inputs(config: str | None = None) -> tuple[list[str], int]:
+    """Rehash input files from scratch and compare with the cached digests: (the lines to
+    print, how many files changed).
+
+    A file whose content changed while its size, mtime, ctime and inode did not is
+    reported (``CHANGED``) and its cache entry replaced, so the next run uses the new key.
+    """
+    from tasks.base import manifest
+
+    ledger = manifest()
+    if config:
+        from analysis.io.datasets import input_files, is_generated
+        from analysis.load import load_config
+
+        cfg = load_config(config)
+        wanted = [(path, spec.get("tree", cfg.tree), spec.get("format")) for name, spec in cfg.datasets.items()
+                  if spec["kind"] != "pseudodata" and "files" in spec and not is_generated(cfg, name)
+                  for path in input_files(cfg, name)]
+    else:
+        wanted = ledger.cached_paths()
+    lines, changed = [], 0
+    for path, tree, fmt in wanted:
+        before = ledger.cached_key(path, tree)
+        now = ledger.identify(path, tree, fmt, rehash=True).key()
+        if before is not None and before != now:
+            changed += 1
+            lines.append(f"CHANGED  {path}: content differs from the cached digest (was {before['blake3'][:16]}, "
+                         f"now {now['blake3'][:16]})")
+        else:
+            lines.append(f"ok       {path}  blake3:{now['blake3'][:16]}  {now['size']} bytes")
+    ledger.save()
+    lines.append(f"{len(wanted)} input files rehashed, {changed} changed")
+    return lines, changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``heirloom`` command; every Heirloom error ends it with one line and exit status 2."""
+    parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "step":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         if args.command == "step":
-            from tasks.export.step import StepError, run_step
-
-            try:
-                return run_step(args.task, args.config, args.store, [a for a in rest if a != "--"], args.publish)
-            except StepError as err:
-                print(f"heirloom step: {err}", file=sys.stderr)
-                return 2
+            return _step(args, rest)
         if args.command == "export":
-            if args.kind == "recast" and args.task == "Plot":
-                args.task = "Limit"
-            from tasks.export import export
-
-            for path in export(args.kind, args.config, args.task, args.out, args.image, args.new_signal):
-                print(path)
-            return 0
+            return _export(args)
         if args.command == "why":
             extra = {k: v for k, v in (("dataset", args.dataset), ("chunk", args.chunk)) if v is not None}
             print("\n".join(explain(_task(args.task, args.config, extra))))
         elif args.command == "show":
             print("\n".join(show(args.config)))
+        elif args.command == "verify":
+            lines, changed = verify_inputs(args.config)
+            print("\n".join(lines), flush=True)
+            if changed:
+                raise StoreError(f"{changed} input file(s) changed behind the cache: see above; the cache now "
+                                 "holds their new digests")
         else:
-            for record in (store.read_runs()[-args.last:] if args.last > 0 else []):
-                print(f"{record['finished']}  {record['task']:<11} {record['label']:<28} "
-                      f"{record['key'][:12]}  {record['seconds']:.1f} s")
-    except ConfigError as err:
-        print(f"heirloom: config error: {err}", file=sys.stderr)
+            return _runs(args)
+    except StoreError as err:
+        print(f"heirloom: {err}", file=sys.stderr)
+        return 1
+    except HeirloomError as err:
+        print(f"heirloom: {_kind(err)}{err}", file=sys.stderr)
         return 2
     except BrokenPipeError:                 # `heirloom ... | head`
         sys.stderr.close()
         return 0
     return 0
+
+
+def _kind(err: HeirloomError) -> str:
+    """``config error: `` and the like, before the one line of an error."""
+    kinds = ((ConfigError, "config error: "), (InputError, "input error: "), (FitError, "fit error: "))
+    return next((label for cls, label in kinds if isinstance(err, cls)), "")
 
 
 if __name__ == "__main__":

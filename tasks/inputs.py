@@ -8,8 +8,8 @@ from pathlib import Path
 
 import luigi
 
-from analysis import datasets as ds
-from analysis.columns import needed_branches
+from analysis.io import datasets as ds
+from analysis.io.columns import needed_branches
 from analysis.config.model import check_names
 from tasks.base import HeirloomTask, manifest
 
@@ -20,7 +20,6 @@ class Generate(HeirloomTask):
     """Make a demo dataset's NanoAOD-like file from its generator spec (deterministic)."""
 
     dataset = luigi.Parameter(description="dataset name in the config")
-    code_modules = ("generate",)
 
     def key_params(self):
         return {"dataset": self.dataset}
@@ -32,7 +31,7 @@ class Generate(HeirloomTask):
         return {}
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis import generate
+        from analysis.io import generate
 
         spec = ds.generator_spec(self.cfg, self.dataset)
         path = outdir / GENERATED_FILE
@@ -85,7 +84,6 @@ class Skim(HeirloomTask):
 
     dataset = luigi.Parameter(description="dataset name in the config")
     chunk = luigi.IntParameter(description="chunk index within the dataset")
-    code_modules = ("skim", "columns", "expr")
 
     def key_params(self):
         return {"dataset": self.dataset, "chunk": self.chunk}
@@ -134,7 +132,7 @@ class Skim(HeirloomTask):
         return f"{self.dataset}__{self.chunk}"
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis.skim import skim_chunk
+        from analysis.io.skim import skim_chunk
 
         cfg = self.cfg
         chunk = self._chunk()

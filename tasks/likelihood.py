@@ -17,7 +17,7 @@ from tasks.base import HeirloomTask, current_workers, execution
 
 def _archive_excerpt(cfg) -> dict:
     """What the PatchSet depends on besides the archive's content (the path is left out)."""
-    from analysis.published import hepdata_record, section
+    from analysis.likelihood.published import hepdata_record, section
 
     spec = section(cfg)
     return {"region": spec["region"], "background_only": spec["background_only"], "patches": spec["patches"],
@@ -27,17 +27,16 @@ def _archive_excerpt(cfg) -> dict:
 class PublishedLikelihood(HeirloomTask):
     """The archive's background-only workspace and its signal points as one pyhf PatchSet.
 
-    Its key holds the archive's content (sha256), not its path. Writes ``BkgOnly.json``
+    Its key holds the archive's content (BLAKE3 digest), not its path. Writes ``BkgOnly.json``
     (the workspace) and ``patchset.json`` (pyhf's PatchSet format, checked by pyhf).
     """
 
-    code_modules = ("published",)
 
     def config_excerpt(self):
         return _archive_excerpt(self.cfg)
 
     def raw_inputs(self):
-        from analysis.published import identify
+        from analysis.likelihood.published import identify
 
         return {"archive": identify(self.cfg)}
 
@@ -45,7 +44,7 @@ class PublishedLikelihood(HeirloomTask):
         return {}
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis.published import read_likelihood
+        from analysis.likelihood.published import read_likelihood
 
         likelihood = read_likelihood(self.cfg)
         (outdir / "BkgOnly.json").write_text(json.dumps(likelihood.background_only, indent=1, sort_keys=True))
@@ -60,10 +59,9 @@ class CLsScan(HeirloomTask):
     """Observed CLs and the expected band of every selected point (``likelihood.points``)
     at ``poi_value``, spread over the executor. Writes ``cls.json``."""
 
-    code_modules = ("published", "cls_scan", "blas")
 
     def config_excerpt(self):
-        from analysis.published import point_patterns, section
+        from analysis.likelihood.published import point_patterns, section
 
         spec = section(self.cfg)
         return {"test_statistic": spec["test_statistic"], "poi_value": float(spec["poi_value"]),
@@ -73,8 +71,8 @@ class CLsScan(HeirloomTask):
         return {"likelihood": PublishedLikelihood.req(self)}
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis import cls_scan
-        from analysis.published import select_points
+        from analysis.likelihood import cls_scan
+        from analysis.likelihood.published import select_points
 
         excerpt = self.config_excerpt()
         background_only = json.loads((inputs["likelihood"] / "BkgOnly.json").read_text())
@@ -108,7 +106,7 @@ def _close_local_cluster_of_subprocess() -> None:
     import multiprocessing
 
     if multiprocessing.parent_process() is not None:
-        from analysis.executors import _close_clusters
+        from analysis.select.executors import _close_clusters
 
         _close_clusters()
 
@@ -117,10 +115,9 @@ class ExclusionPlot(HeirloomTask):
     """The exclusion in the plane of ``likelihood.plot.x``/``y`` (``exclusion.png``) and
     every point's CLs as ``cls_table.md`` and ``cls_table.csv``."""
 
-    code_modules = ("exclusion",)
 
     def config_excerpt(self):
-        from analysis.published import plot_axes, section
+        from analysis.likelihood.published import plot_axes, section
 
         spec = section(self.cfg)
         plot = dict(spec.get("plot", {}))
@@ -131,8 +128,8 @@ class ExclusionPlot(HeirloomTask):
         return {"scan": CLsScan.req(self)}
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis.cls_scan import read_points
-        from analysis.exclusion import plot_exclusion, write_tables
+        from analysis.likelihood.cls_scan import read_points
+        from analysis.likelihood.exclusion import plot_exclusion, write_tables
 
         content = json.loads((inputs["scan"] / "cls.json").read_text())
         points = read_points(content)

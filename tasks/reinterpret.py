@@ -20,10 +20,9 @@ class Limit(HeirloomTask):
     """Observed and expected CLs upper limits on ``limit.poi`` (``limit.json``, ``limit.png``,
     the workspace with the signal: ``workspace.json``)."""
 
-    code_modules = ("limits", "statmodel", "fitting", "modelspec", "plotting")
 
     def config_excerpt(self):
-        from analysis.limits import limit_model, section
+        from analysis.stats.limits import limit_model, section
 
         limit = section(self.cfg)
         return {"model": limit_model(self.cfg), "limit": {k: v for k, v in limit.items() if k != "signal"},
@@ -35,11 +34,11 @@ class Limit(HeirloomTask):
         return {"histograms": Histograms.req(self)}
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis import histograms
-        from analysis.limits import upper_limit
-        from analysis.modelspec import fit_histograms
-        from analysis.plotting import plot_limit
-        from analysis.statmodel import build_workspace
+        from analysis.hist import histograms
+        from analysis.stats.limits import upper_limit
+        from analysis.stats.modelspec import fit_histograms
+        from analysis.plot.plotting import plot_limit
+        from analysis.stats.statmodel import build_workspace
 
         excerpt = self.config_excerpt()
         merged = histograms.load(inputs["histograms"] / "histograms.json")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from tasks.base import HeirloomTask
@@ -13,7 +12,6 @@ from tasks.select import Histogram, Select
 class Histograms(HeirloomTask):
     """Every dataset's histograms in one uhi.io JSON file; pseudodata combined here."""
 
-    code_modules = ("histograms",)
 
     def config_excerpt(self):
         cfg = self.cfg
@@ -25,7 +23,7 @@ class Histograms(HeirloomTask):
                 for name, spec in self.cfg.datasets.items() if spec["kind"] != "pseudodata"}
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis import histograms
+        from analysis.hist import histograms
 
         merged = {}
         for dataset, path in sorted(inputs.items()):
@@ -40,20 +38,19 @@ class Histograms(HeirloomTask):
 class ExternalHistograms(HeirloomTask):
     """Histograms made by another system (``external_histograms:``), in Histograms' layout.
 
-    Its key holds the file's content (sha256), not its path: the same file elsewhere is
+    Its key holds the file's content (BLAKE3 digest), not its path: the same file elsewhere is
     the same result. Writes ``histograms.json`` and ``external.json`` (per-event weights
     found, the variations of each dataset, the file's histograms nothing maps).
     """
 
-    code_modules = ("external", "histograms")
 
     def config_excerpt(self):
-        from analysis.external import excerpt
+        from analysis.hist.external import excerpt
 
         return excerpt(self.cfg)
 
     def raw_inputs(self):
-        from analysis.external import identify
+        from analysis.hist.external import identify
 
         return {"histograms_file": identify(self.cfg)}
 
@@ -61,7 +58,8 @@ class ExternalHistograms(HeirloomTask):
         return {}
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis import external, histograms
+        from analysis.hist import external
+        from analysis.hist import histograms
 
         merged, summary = external.read(self.cfg)
         histograms.dump(merged, outdir / "histograms.json")
@@ -84,14 +82,9 @@ class Fit(HeirloomTask):
     (the last two unless switched off), ``cabinetry/`` (templates.root, cabinetry config).
     """
 
-    @property
-    def code_modules(self):
-        # analysis/external.py decides the result only where the config uses it
-        external = ("external",) if uses_external_histograms(self.cfg) else ()
-        return ("statmodel", "fitting", "modelspec") + external
 
     def config_excerpt(self):
-        from analysis.modelspec import fit_model
+        from analysis.stats.modelspec import fit_model
 
         return {"model": fit_model(self.cfg), "fit": self.cfg.section("fit", default={})}
 
@@ -101,69 +94,24 @@ class Fit(HeirloomTask):
         return {"histograms": Histograms.req(self)}
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis import external, histograms
-        from analysis.fitting import FitError, fit_workspace, rank, significance
-        from analysis.modelspec import fit_histograms
-        from analysis.statmodel import build_workspace
+        from analysis.hist import external, histograms
+        from analysis.stats.modelspec import fit_histograms
+        from analysis.stats.products import fit_products, write_workspace
+        from analysis.stats.statmodel import build_workspace
 
         excerpt = self.config_excerpt()
-        fit_cfg = excerpt["fit"]
         merged = histograms.load(inputs["histograms"] / "histograms.json")
-        selected = (external.fit_histograms if uses_external_histograms(self.cfg) else fit_histograms)(self.cfg, merged)
-        workspace = build_workspace(selected, excerpt["model"], fit_cfg, outdir / "cabinetry")
-        (outdir / "workspace.json").write_text(json.dumps(workspace, indent=1, sort_keys=True))
-        seconds = {}
-        t0 = time.time()
-        result = fit_workspace(workspace, fit_cfg)
-        seconds["fit"] = round(time.time() - t0, 3)
-        (outdir / "fit_result.json").write_text(result.to_json())
-        poi = excerpt["model"]["poi"]
-        print(f"Fit: {poi} = {result.bestfit:.4f} +- {result.uncertainty:.4f} (strategy {result.strategy})",
-              flush=True)
-        extra = {"poi": {"name": poi, "value": result.bestfit, "uncertainty": result.uncertainty,
-                         "minos": result.minos.get(poi)}}
-        check = result.extra.get("hessian_check")
-        if check:
-            extra["poi"]["hessian_check"] = check["poi_uncertainty"]
-            print(f"Fit: Hessian cross-check (finite differences): +- {check['poi_uncertainty']:.4f}", flush=True)
-        failed = {}         # a failed extra product is reported, and does not lose the fit
-        if fit_cfg.get("significance", True):
-            try:
-                sig = significance(workspace, fit_cfg)
-            except FitError as err:
-                failed["significance"] = str(err)
-            else:
-                seconds["significance"] = sig.seconds
-                (outdir / "significance.json").write_text(sig.to_json())
-                extra["significance"] = {"observed": sig.observed_significance, "expected": sig.expected_significance}
-                print(f"Fit: discovery significance {_z(sig.observed_significance)} observed, "
-                      f"{_z(sig.expected_significance)} expected", flush=True)
-        if fit_cfg.get("ranking", True):
-            try:
-                ranking = rank(workspace, result, fit_cfg)
-            except FitError as err:
-                failed["ranking"] = str(err)
-            else:
-                seconds["ranking"] = ranking.seconds
-                (outdir / "ranking.json").write_text(ranking.to_json())
-                print(f"Fit: impact ranking of {len(ranking.labels)} parameters in {ranking.seconds:.1f} s "
-                      f"(top: {', '.join(ranking.labels[:3])})", flush=True)
-        for product, message in failed.items():
-            print(f"Fit: WARNING: no {product}: {message}", flush=True)
-        if failed:
-            extra["failed"] = failed
-        return {**extra, "seconds": seconds}
-
-
-def _z(value) -> str:
-    return "infinite (p-value 0)" if value is None or value == float("inf") else f"{value:.2f} sigma"
+        observables = external.fit_observables(self.cfg) if uses_external_histograms(self.cfg) else None
+        workspace = build_workspace(fit_histograms(self.cfg, merged, observables), excerpt["model"], excerpt["fit"],
+                                    outdir / "cabinetry")
+        write_workspace(workspace, outdir)
+        return fit_products(workspace, excerpt["fit"], excerpt["model"]["poi"], outdir)
 
 
 class Plot(HeirloomTask):
     """Pre- and post-fit plots per region, pulls, correlations, impact ranking, and the
     cutflow table (not for external histograms: no event selection ran)."""
 
-    code_modules = ("plotting", "cutflow")
 
     def config_excerpt(self):
         cfg = self.cfg
@@ -181,9 +129,9 @@ class Plot(HeirloomTask):
         return reqs
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis.cutflow import write_cutflow_tables
-        from analysis.fitting import FitResult, Ranking
-        from analysis.plotting import plot_correlation, plot_prefit_postfit, plot_pulls, plot_ranking
+        from analysis.select.cutflow import write_cutflow_tables
+        from analysis.stats.fitting import FitResult, Ranking
+        from analysis.plot.plotting import plot_correlation, plot_prefit_postfit, plot_pulls, plot_ranking
 
         fit_dir = inputs["fit"]
         workspace = json.loads((fit_dir / "workspace.json").read_text())

@@ -13,21 +13,6 @@ from tasks.base import HeirloomTask, current_workers, execution
 from tasks.inputs import Skim, dataset_chunks
 
 
-def _select_excerpt(cfg, dataset: str) -> dict:
-    """What a dataset's selection depends on (binning and normalisation excluded)."""
-    systematics = {name: syst for name, syst in cfg.systematics.items()
-                   if syst["type"] in ("weight", "shape") and cfg.applies_to(name, dataset)}
-    return {
-        "kind": cfg.datasets[dataset]["kind"],
-        "event_weight": cfg.data.get("event_weight") if cfg.datasets[dataset]["kind"] == "mc" else None,
-        "objects": cfg.section("objects", default={}),
-        "selection": cfg.section("selection", default=[]),
-        "regions": {name: {"cut": r["cut"], "observables": region_observables(r)} for name, r in cfg.regions.items()},
-        "observables": {name: obs["expr"] for name, obs in cfg.observables.items()},
-        "systematics": {name: {k: syst.get(k) for k in ("type", "up", "down")} for name, syst in systematics.items()},
-    }
-
-
 class Select(HeirloomTask):
     """Objects, event selection, regions, observables and all variations for one dataset.
 
@@ -36,14 +21,15 @@ class Select(HeirloomTask):
     """
 
     dataset = luigi.Parameter(description="dataset name in the config")
-    code_modules = ("selection", "processor", "expr", "executors", "tables", "corrections")
     format_version = 1
 
     def key_params(self):
         return {"dataset": self.dataset}
 
     def config_excerpt(self):
-        return _select_excerpt(self.cfg, self.dataset)
+        from analysis.select.selection import plan_from_config
+
+        return plan_from_config(self.cfg, self.dataset).excerpt()
 
     def plugin_paths(self):
         return [p for p in self.cfg.expression_paths() if p[0] not in ("skim",)]
@@ -53,11 +39,11 @@ class Select(HeirloomTask):
                 for c in dataset_chunks(self, self.dataset)}
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis.executors import make_executor
-        from analysis.processor import run_selection
-        from analysis.selection import plan_from_config
-        from analysis.skim import SKIM_TREE
-        from analysis.tables import write_selected
+        from analysis.select.executors import make_executor
+        from analysis.select.processor import run_selection
+        from analysis.select.selection import plan_from_config
+        from analysis.io.skim import SKIM_TREE
+        from analysis.select.tables import write_selected
 
         cfg = self.cfg
         stats = [json.loads((path / "stats.json").read_text()) for _, path in sorted(inputs.items())]
@@ -92,7 +78,6 @@ class Histogram(HeirloomTask):
     """Histograms of one dataset, scaled to xsec * lumi / N for MC (hist, uhi.io JSON)."""
 
     dataset = luigi.Parameter(description="dataset name in the config")
-    code_modules = ("histograms",)
 
     def key_params(self):
         return {"dataset": self.dataset}
@@ -113,20 +98,13 @@ class Histogram(HeirloomTask):
     def produce(self, outdir: Path, inputs: dict) -> dict:
         import pyarrow.parquet as pq
 
-        from analysis import histograms
+        from analysis.hist import histograms
 
-        cfg = self.cfg
-        spec = cfg.datasets[self.dataset]
-        cutflow = json.loads((inputs["selected"] / "cutflow.json").read_text())
-        total = cutflow["events"]["all"]
-        scale = 1.0
-        if spec["kind"] == "mc":
-            # normalise to the sum of event weights of all generated events when the
-            # config weights events (e.g. by genWeight), else to their number
-            denominator = cutflow["weighted"]["all"] if cfg.data.get("event_weight") else total
-            scale = float(spec["xsec"]) * cfg.lumi / denominator if denominator else 0.0
-        table = pq.read_table(inputs["selected"] / "selected.parquet")
         excerpt = self.config_excerpt()
-        hists = histograms.fill_from_table(table, excerpt["regions"], cfg.observables, scale)
+        cutflow = json.loads((inputs["selected"] / "cutflow.json").read_text())
+        scale = histograms.mc_scale(excerpt["kind"], excerpt["xsec"], excerpt["lumi"] or 1.0, cutflow,
+                                    excerpt["weighted_normalisation"])
+        table = pq.read_table(inputs["selected"] / "selected.parquet")
+        hists = histograms.fill_from_table(table, excerpt["regions"], excerpt["binning"], scale)
         histograms.dump(hists, outdir / "histograms.json")
         return {"scale": scale, "events": table.num_rows}

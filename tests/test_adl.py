@@ -20,13 +20,13 @@ PARQUET = SHARED / "adl" / "Run2012B_SingleMu-1000.parquet"
 QUERIES = [f"q{n}" for n in range(1, 9)]
 #: histogram name (dataset/region/observable) of each query -> (bins, low, high)
 HISTOGRAMS = {
-    "q1": {"run2012b/all/met": (100, 0, 2000)},
-    "q2": {"run2012b/all/jet_pt": (100, 15, 60)},
-    "q3": {"run2012b/all/jet_pt": (100, 15, 60)},
+    "q1": {"run2012b/every_event/met": (100, 0, 2000)},
+    "q2": {"run2012b/every_event/jet_pt": (100, 15, 60)},
+    "q3": {"run2012b/every_event/jet_pt": (100, 15, 60)},
     "q4": {"run2012b/two_jets/met": (100, 0, 2000)},
     "q5": {"run2012b/z_mumu/met": (100, 0, 2000)},
     "q6": {"run2012b/three_jets/trijet_pt": (100, 15, 40), "run2012b/three_jets/trijet_btag": (100, 0, 1)},
-    "q7": {"run2012b/all/ht": (100, 15, 200)},
+    "q7": {"run2012b/every_event/ht": (100, 15, 200)},
     "q8": {"run2012b/sfos/mt": (100, 15, 250)},
 }
 
@@ -57,9 +57,9 @@ def expected_values(events) -> dict:
     """{query: {histogram name: values to fill}} written from REFERENCES.md section 2."""
     out = {}
     met = ak.to_numpy(events.MET_pt)
-    out["q1"] = {"run2012b/all/met": met}
-    out["q2"] = {"run2012b/all/jet_pt": ak.flatten(events.Jet_pt)}
-    out["q3"] = {"run2012b/all/jet_pt": ak.flatten(events.Jet_pt[abs(events.Jet_eta) < 1])}
+    out["q1"] = {"run2012b/every_event/met": met}
+    out["q2"] = {"run2012b/every_event/jet_pt": ak.flatten(events.Jet_pt)}
+    out["q3"] = {"run2012b/every_event/jet_pt": ak.flatten(events.Jet_pt[abs(events.Jet_eta) < 1])}
     out["q4"] = {"run2012b/two_jets/met": met[ak.to_numpy(ak.sum(events.Jet_pt > 40, axis=1) >= 2)]}
     # q5: opposite-charge muon pair with 60 < m < 120
     muons = ak.with_field(_p4(events, "Muon"), events.Muon_charge, "charge")
@@ -84,7 +84,7 @@ def expected_values(events) -> dict:
         pairs = ak.cartesian([jets, leptons], nested=True)
         dr = np.sqrt((pairs["0"].eta - pairs["1"].eta) ** 2 + _dphi(pairs["0"].phi, pairs["1"].phi) ** 2)
         clean = clean & ak.all(dr >= 0.4, axis=2)
-    out["q7"] = {"run2012b/all/ht": ak.sum(jets.pt[clean], axis=1)}
+    out["q7"] = {"run2012b/every_event/ht": ak.sum(jets.pt[clean], axis=1)}
     # q8: >= 3 leptons, SFOS pair closest to 91.2, mT(MET, leading other lepton)
     leptons = ak.concatenate([
         ak.with_field(ak.with_field(_p4(events, n), events[f"{n}_charge"], "charge"),
@@ -134,7 +134,7 @@ def expected():
 
 
 def merged_histograms(store, name):
-    from analysis import histograms
+    from analysis.hist import histograms
 
     return histograms.load(store / "by-name" / name / "Histograms" / "all" / "histograms.json")
 
@@ -169,7 +169,7 @@ def test_skims_keep_only_what_the_queries_read(adl_store):
     assert kept("q7") == ids | jet | {
         f"{c}_{f}" for c in ("Muon", "Electron") for f in ("pt", "eta", "phi", "mass", "charge")} | {"nMuon", "nElectron"}
     prov = json.loads((adl_store / "by-name" / "adl_q1" / "Skim" / "run2012b__0" / "provenance.json").read_text())
-    assert prov["inputs"]["file"]["name"] == PARQUET.name and len(prov["inputs"]["file"]["uuid"]) == 32
+    assert prov["inputs"]["file"]["name"] == PARQUET.name and len(prov["inputs"]["file"]["blake3"]) == 64
 
 
 # ---- parquet inputs: nested schema, row-range chunks --------------------------------
@@ -186,7 +186,7 @@ def nested_copy(path, row_group_size):
 
 
 def test_nested_parquet_schema_lists_flat_nanoaod_names(tmp_path):
-    from analysis.fileid import Manifest
+    from analysis.io.fileid import Manifest
 
     path = nested_copy(tmp_path / "nested.parquet", 256)
     ident = Manifest(tmp_path / "store").identify(path)
@@ -196,7 +196,7 @@ def test_nested_parquet_schema_lists_flat_nanoaod_names(tmp_path):
     flat = Manifest(tmp_path / "store").identify(PARQUET)
     assert set(ident.branches) <= set(flat.branches)
     schema = pa.schema([("x", pa.list_(pa.list_(pa.float32()))), ("s", pa.string()), ("y", pa.float64())])
-    from analysis.fileid import parquet_columns
+    from analysis.io.fileid import parquet_columns
     assert list(parquet_columns(schema)) == ["y"]                # lists of lists and strings are left out
 
 
@@ -222,12 +222,12 @@ def test_jagged_and_per_event_observables_share_a_region(tmp_path):
     """A per-event observable next to a jagged one is repeated once per object."""
     config = write_config(tmp_path, "mixed.yaml",
                           f"extends: {ROOT / 'configs' / 'adl' / 'q2.yaml'}\nname: mixed\n"
-                          "regions:\n  all: {cut: 'MET.pt >= 0', observables: [jet_pt, met]}\n"
+                          "regions:\n  every_event: {cut: 'MET.pt >= 0', observables: [jet_pt, met]}\n"
                           "observables:\n  met: {expr: 'MET.pt', bins: 100, range: [0, 2000]}\n")
     store = tmp_path / "store"
     law_run("Histograms", config, store)
     got = merged_histograms(store, "mixed")
     events = ak.from_parquet(PARQUET, columns=["Jet_pt", "MET_pt"])
     met_per_jet = ak.flatten(ak.broadcast_arrays(events.MET_pt, events.Jet_pt)[0])
-    np.testing.assert_array_equal(got["run2012b/all/met"][{"variation": "nominal"}].values(flow=True),
+    np.testing.assert_array_equal(got["run2012b/every_event/met"][{"variation": "nominal"}].values(flow=True),
                                   filled(met_per_jet, 100, 0, 2000))

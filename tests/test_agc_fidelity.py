@@ -27,7 +27,7 @@ WITH_NJETS = {
 
 def test_agc_config_uses_the_agc_jet_id_and_constants():
     """The bit is tight + lepton veto (value 4), not tight (value 2); cross-sections are the AGC's."""
-    from analysis.config import load_config
+    from analysis.load import load_config
 
     cfg = load_config(ROOT / "configs" / "agc_ttbar.yaml")
     assert "(Jet.jetId & 4) > 0" in cfg.data["objects"]["jets"]["where"]

@@ -67,8 +67,8 @@ def agc_run(tmp_path_factory):
 def test_layout_holds_the_merged_histograms_under_the_agcs_names(agc_run):
     import uproot
 
-    from analysis import histograms
-    from analysis.external import read_file
+    from analysis.hist import histograms
+    from analysis.hist.external import read_file
 
     merged = histograms.load(agc_run["histograms"])
     layout = histograms.load(agc_run["layout"] / "hist_dict.json")
@@ -156,7 +156,8 @@ def test_the_agcs_cabinetry_path_pattern_reads_the_layout(agc_run, tmp_path):
 
 
 def test_agc_name_is_checked_at_load(tmp_path):
-    from analysis.config import ConfigError, load_config
+    from analysis.config import ConfigError
+    from analysis.load import load_config
 
     parent = ROOT / "configs" / "agc_ttbar.yaml"
     bad = write_config(tmp_path, "bad.yaml", f"extends: {parent}\nname: bad\nsystematics:\n"

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import yaml
 
-from analysis.config import load_config
+from analysis.load import load_config
 from conftest import ROOT, VENV_BIN
 
 CI = ROOT / "workflows" / "ci"

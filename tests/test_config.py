@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.config import ConfigError, load_config
+from analysis.config import ConfigError
+from analysis.load import load_config
 from analysis.config.loader import deep_merge
 from conftest import ROOT, law_run
 
@@ -76,7 +77,7 @@ def test_bad_config_names_file_key_and_line(tmp_path, case):
 
 def test_unknown_name_is_reported_with_its_line(tmp_path):
     from analysis.config.model import check_names
-    from analysis.demo_streams import BRANCHES
+    from analysis.io.demo_streams import BRANCHES
 
     path = tmp_path / "typo.yaml"
     path.write_text(f"extends: {DEMO}\nobjects:\n  jets:\n    where: 'Jets.pt > 30'\n")

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from analysis.config import load_config
+from analysis.load import load_config
 from conftest import ROOT, law_run, runs
 
 

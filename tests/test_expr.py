@@ -1,4 +1,4 @@
-"""Tests for the restricted expression language in analysis/expr.py."""
+"""Tests for the restricted expression language in analysis/lang/expr.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from analysis.expr import Expression, ExpressionError, compile_expression, evaluate
+from analysis.lang.expr import Expression, ExpressionError, compile_expression, evaluate
 
 
 @pytest.fixture

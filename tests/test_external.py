@@ -18,10 +18,12 @@ import hist
 import numpy as np
 import pytest
 
-from analysis import external, histograms
-from analysis.config import ConfigError, load_config
-from analysis.external import ExternalHistogramError
-from analysis.modelspec import fit_model
+from analysis.hist import external
+from analysis.hist import histograms
+from analysis.config import ConfigError
+from analysis.load import load_config
+from analysis.hist.external import ExternalHistogramError
+from analysis.stats.modelspec import fit_model
 from conftest import ROOT, SHARED, law_run, requires_shared, runs
 
 EDGES = [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
@@ -269,7 +271,7 @@ def test_chain_on_external_histograms(tmp_path):
     ext = (store / "by-name" / "ext_tiny" / "ExternalHistograms" / "all").resolve()
     prov = json.loads((ext / "provenance.json").read_text())
     source = prov["inputs"]["histograms_file"]
-    assert len(source["sha256"]) == 64 and source["file"].endswith("histos.json")
+    assert len(source["blake3"]) == 64 and source["file"].endswith("histos.json")
 
     # no-op rerun; the same content elsewhere (another path, another name) is the same result
     before = len(runs(store))

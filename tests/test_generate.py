@@ -1,4 +1,4 @@
-"""Tests for analysis.generate: determinism, NanoAOD TTree output, AGC-selection physics."""
+"""Tests for analysis.io.generate: determinism, NanoAOD TTree output, AGC-selection physics."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import uproot
 
-from analysis import generate as gen
+from analysis.io import generate as gen
 
 N = 20_000
 COLLECTIONS = ("Electron", "Muon", "Jet")
@@ -89,9 +89,9 @@ def test_deterministic_and_seed_dependent():
 
 def test_stream_is_stable_across_interpreters():
     """Seeding must not use Python's salted hash(): a fresh interpreter gives the same events."""
-    code = ("import awkward as ak; from analysis.generate import generate_events as g; "
+    code = ("import awkward as ak; from analysis.io.generate import generate_events as g; "
             "print(repr(float(ak.sum(g('single_top_tW', 2000, 3)['Jet'].pt))))")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(gen.__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(gen.__file__))))   # the repository
     env = {**os.environ, "PYTHONHASHSEED": "12345",
            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)

@@ -21,9 +21,10 @@ from pathlib import Path
 import pyhf
 import pytest
 
-from analysis import cls_scan
-from analysis.config import ConfigError, load_config
-from analysis.published import check_archive, read_likelihood
+from analysis.likelihood import cls_scan
+from analysis.config import ConfigError
+from analysis.load import load_config
+from analysis.likelihood.published import check_archive, read_likelihood
 from conftest import ROOT, VENV_BIN, law_run, requires_shared, runs
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "likelihoods" / "pyhf-ins1748602-probability-models.tar.gz"

@@ -11,7 +11,7 @@ import pytest
 import uproot
 
 from agc_coffea import agc_selection, cutflow, nanoevents
-from analysis.config import load_config
+from analysis.load import load_config
 from conftest import ROOT, SHARED, law_run, requires_shared
 
 CASES = {
@@ -39,7 +39,7 @@ def test_real_nanoaod_cutflow_matches_independent_count(config_name, store):
     assert f"{dataset}/4j1b/ht" in hists and f"{dataset}/4j2b/m_bjj" in hists
     skim_prov = json.loads((store / "by-name" / config_name / "Skim" / f"{dataset}__0" / "provenance.json").read_text())
     assert skim_prov["inputs"]["file"]["name"] == filename
-    assert len(skim_prov["inputs"]["file"]["uuid"]) >= 32
+    assert len(skim_prov["inputs"]["file"]["blake3"]) == 64
     # only the branches the config reads were kept
     with uproot.open(select.parent.parent / "Skim" / f"{dataset}__0" / "skim.root") as skim:
         kept = set(skim["Events"].keys())
@@ -53,7 +53,7 @@ def test_real_file_histogram_matches_independent_fill(store):
 
     law_run("Histograms", ROOT / "configs" / "nanoaod_v12.yaml", store)
     path = store / "by-name" / "nanoaod_v12" / "Histograms" / "all" / "histograms.json"
-    from analysis import histograms
+    from analysis.hist import histograms
 
     merged = histograms.load(path)
     events = nanoevents(SHARED / "nanoaod" / "nano_tt_v12.root")

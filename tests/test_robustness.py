@@ -22,7 +22,7 @@ def files_config(folder: Path, path: Path) -> Path:
 
 
 def test_truncated_root_file_is_named(tmp_path, store):
-    from analysis.generate import generate_file
+    from analysis.io.generate import generate_file
 
     good = tmp_path / "good.root"
     generate_file(good, "ttbar", 2000, 1)

@@ -1,4 +1,4 @@
-"""Statistical model, fit and fit plots (analysis.statmodel / fitting / plotting).
+"""Statistical model, fit and fit plots (analysis.stats.statmodel / fitting / plotting).
 
 Synthetic inputs: a ttbar peak, a falling W+jets and three single-top datasets in two
 regions (25 bins, 50..550), with jes_up, btag_var_0_up/down and (W+jets only)
@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 import uproot
 
-from analysis import fitting, plotting, statmodel
+from analysis.stats import fitting
+from analysis.plot import plotting
+from analysis.stats import statmodel
 
 EDGES = np.linspace(50, 550, 26)
 CENTRES = 0.5 * (EDGES[1:] + EDGES[:-1])
@@ -363,7 +365,7 @@ def test_ranking_plot(coarse_ws, coarse_fit, tmp_path):
 def test_minuit_nan_warnings_are_summarised(capfd):
     import os
 
-    from analysis.minuit_output import summarised
+    from analysis.stats.minuit_output import summarised
 
     with summarised("a fit"):
         os.write(1, b"W FCN result is NaN for [ nan nan ]\nW MnPosDef Matrix forced pos-def\n" * 3)

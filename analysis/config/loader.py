@@ -22,6 +22,8 @@ Locations = dict  # KeyPath -> (file, line)
 class _LineLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys (a silent override is a classic config bug)."""
 
+    heirloom_file: str | None = None    # the file being read, for error messages
+
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: dict = {}
@@ -54,9 +56,9 @@ def _record_lines(node: yaml.Node, path: KeyPath, file: str, out: Locations) -> 
 def read_yaml(path: str | os.PathLike) -> tuple[dict, Locations]:
     """Parse one YAML file into (data, locations) without following ``extends:``.
 
-    >>> data, where = read_yaml("configs/demo.yaml")   # doctest: +SKIP
-    >>> where[("datasets", "ttbar")]                    # doctest: +SKIP
-    ('configs/demo.yaml', 14)
+    >>> data, where = read_yaml("configs/demo.yaml")
+    >>> data["extends"], where[("datasets", "ttbar__scaleup")]
+    ('agc_ttbar.yaml', ('configs/demo.yaml', 15))
     """
     file = str(path)
     try:

@@ -6,15 +6,15 @@ import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
-from analysis import expr as expressions
+from analysis.lang import expr as expressions
 from analysis.config.errors import ConfigError
 from analysis.config.loader import load_with_extends
 from analysis.config.schema import located_error, validate
-from analysis.plugins import Plugin, load_plugin
+from analysis.lang.plugins import Plugin, load_plugin
+from analysis.names import CUTFLOW_RESERVED, NOMINAL, bad_name
 
-NOMINAL = "nominal"
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,11 @@ class AnalysisConfig:
             node = node[key]
         return copy.deepcopy(node)
 
-    def error(self, message: str, *path) -> ConfigError:
+    def error(self, message: str, *path: str | int) -> ConfigError:
         """A ConfigError located at ``path`` (file and line of the key that set it)."""
         return located_error(message, tuple(path), self.locations, str(self.path))
 
-    def file_of(self, *path) -> Path:
+    def file_of(self, *path: str | int) -> Path:
         """The config file that wrote ``path`` (relative file names resolve against its folder)."""
         probe = tuple(path)
         while probe and probe not in self.locations:
@@ -92,7 +92,7 @@ class AnalysisConfig:
         return Path(self.locations.get(probe, (str(self.path), None))[0])
 
     # ---- expressions ----------------------------------------------------------------
-    def expression(self, *path) -> expressions.Expression:
+    def expression(self, *path: str | int) -> expressions.Expression:
         """The compiled expression at ``path`` (compiled and checked at load time)."""
         return self._compiled[tuple(path)]
 
@@ -123,7 +123,7 @@ class AnalysisConfig:
 
     def plugin_functions(self) -> dict:
         """Callables the expressions may use: plugin functions and correctionlib corrections."""
-        from analysis import corrections
+        from analysis.lang import corrections
 
         functions = {}
         for plugin in self.plugins.values():
@@ -137,9 +137,9 @@ class AnalysisConfig:
         return {alias: str((self.file_of("corrections", alias).parent / spec).resolve())
                 for alias, spec in self.data.get("corrections", {}).items()}
 
-    def plugins_used(self, paths) -> dict:
+    def plugins_used(self, paths: Iterable[Sequence[str | int]]) -> dict:
         """``{alias: source fingerprint}`` of the plugins called by the expressions at ``paths``."""
-        from analysis import corrections
+        from analysis.lang import corrections
 
         used = {}
         files = self.correction_files()
@@ -196,7 +196,7 @@ def check_kind(data: dict, locations: dict, file: str) -> None:
 
     >>> check_kind({"name": "x", "likelihood": {}, "datasets": {}}, {}, "c.yaml")
     Traceback (most recent call last):
-    analysis.config.errors.ConfigError: c.yaml: key 'datasets': a likelihood config (with 'likelihood:') has no 'datasets': it is either an event analysis or a published likelihood
+    analysis.errors.ConfigError: c.yaml: key 'datasets': a likelihood config (with 'likelihood:') has no 'datasets': it is either an event analysis or a published likelihood
     """
     if "likelihood" in data:
         mixed = [key for key in EVENT_KEYS if key in data]
@@ -208,15 +208,51 @@ def check_kind(data: dict, locations: dict, file: str) -> None:
                             "(a published likelihood)", (), locations, file)
 
 
+def _check_names(cfg: AnalysisConfig) -> None:
+    """Every name follows :data:`analysis.names.NAME_PATTERN`; cutflow steps do not clash."""
+    problem = bad_name(cfg.name)
+    if problem:
+        raise cfg.error(problem, "name")
+    sections = [("datasets", cfg.datasets), ("regions", cfg.regions), ("observables", cfg.observables),
+                ("systematics", cfg.systematics), ("samples", cfg.section("model", "samples", default={}) or {})]
+    for section, names in sections:
+        for name in names:
+            problem = bad_name(name)
+            if problem:
+                path = ("model", "samples", name) if section == "samples" else (section, name)
+                raise cfg.error(problem, *path)
+    steps = [step["name"] for step in cfg.data.get("selection", [])]
+    for index, step in enumerate(steps):
+        problem = bad_name(step)
+        if problem:
+            raise cfg.error(problem, "selection", index, "name")
+        if step in CUTFLOW_RESERVED or step in steps[:index]:
+            raise cfg.error(f"'{step}' is already a cutflow step (reserved: {', '.join(CUTFLOW_RESERVED)})",
+                            "selection", index, "name")
+    for region in cfg.regions:
+        if region in CUTFLOW_RESERVED or region in steps:
+            raise cfg.error(f"region '{region}' would share its cutflow row with "
+                            f"{'a reserved step' if region in CUTFLOW_RESERVED else 'a selection step'}: rename it",
+                            "regions", region)
+
+
 def _check_structure(cfg: AnalysisConfig) -> None:
     """Cross-references the schema cannot see: names that must exist elsewhere."""
     if "likelihood" in cfg.data:
-        from analysis.published import check_config     # labels, plot axes (the archive: at run time)
-
-        check_config(cfg)
-        return
-    datasets = cfg.datasets
+        return                  # the likelihood section's references: analysis.load
     external = cfg.data.get("external_histograms")      # histograms made elsewhere: no event loop
+    _check_datasets(cfg, external)
+    _check_objects(cfg)
+    _check_regions(cfg, external)
+    _check_observables(cfg)
+    for name, syst in cfg.systematics.items():
+        _check_systematic(cfg, name, syst)
+    _check_model(cfg)
+
+
+def _check_datasets(cfg: AnalysisConfig, external: dict | None) -> None:
+    """Each dataset has its inputs (files or a generator), MC its cross-section, pseudodata its parts."""
+    datasets = cfg.datasets
     for name, ds in datasets.items():
         kind = ds["kind"]
         if kind in ("mc", "data") and not external and not ("files" in ds) ^ ("generator" in ds):
@@ -229,6 +265,10 @@ def _check_structure(cfg: AnalysisConfig) -> None:
                     raise cfg.error(f"unknown dataset '{other}'", "datasets", name, "combine", other)
             if not ds.get("combine") and not (external and name in external["datasets"]):
                 raise cfg.error("pseudodata needs 'combine: {dataset: factor}'", "datasets", name)
+
+
+def _check_objects(cfg: AnalysisConfig) -> None:
+    """Each object derives from a NanoAOD collection or from an object defined above it."""
     known_objects: set = set()
     for name, obj in cfg.data.get("objects", {}).items():
         source = obj["from"]
@@ -238,6 +278,10 @@ def _check_structure(cfg: AnalysisConfig) -> None:
             raise cfg.error(f"'from: {source}' is neither a NanoAOD collection nor an object defined above",
                             "objects", name, "from")
         known_objects.add(name)
+
+
+def _check_regions(cfg: AnalysisConfig, external: dict | None) -> None:
+    """Each region has a cut (unless its histograms are external) and histograms known observables."""
     for name, region in cfg.regions.items():
         if "cut" not in region and not external:
             raise cfg.error("a region needs 'cut' (only regions of external_histograms have none)",
@@ -246,56 +290,63 @@ def _check_structure(cfg: AnalysisConfig) -> None:
             if obs not in cfg.observables:
                 raise cfg.error(f"unknown observable '{obs}'", "regions", name,
                                 "observable" if "observable" in region else "observables")
+
+
+def _check_observables(cfg: AnalysisConfig) -> None:
+    """Each observable's range is [low, high] with high > low."""
     for name, obs in cfg.observables.items():
         low, high = obs["range"]
         if not high > low:
             raise cfg.error("range must be [low, high] with high > low", "observables", name, "range")
-    for name, syst in cfg.systematics.items():
-        for ds in syst.get("datasets", []):
-            if ds not in datasets:
-                raise cfg.error(f"unknown dataset '{ds}'", "systematics", name, "datasets")
-        kind = syst["type"]
-        for side in ("up", "down"):
-            value = syst.get(side)
-            if value is None:
-                continue
-            ok = {"weight": isinstance(value, str), "normalization": isinstance(value, (int, float)),
-                  "shape": isinstance(value, dict), "template": isinstance(value, str)}[kind]
-            if not ok:
-                expected = {"weight": "an expression (string)", "normalization": "a number (e.g. 0.03)",
-                            "shape": "a mapping like {Jet.pt: 'Jet.pt * 1.03'}",
-                            "template": "a variation name (e.g. pt_scale_up)"}[kind]
-                raise cfg.error(f"a {kind} systematic's '{side}' must be {expected}", "systematics", name, side)
-        for key in ("up_dataset", "down_dataset"):
-            if key in syst and syst[key] not in datasets:
-                raise cfg.error(f"unknown dataset '{syst[key]}'", "systematics", name, key)
-        if kind != "normalization" and syst.get("up") is None and "up_dataset" not in syst:
-            raise cfg.error("a systematic needs 'up' (or 'up_dataset')", "systematics", name)
+
+
+#: what the ``up``/``down`` of each kind of systematic must be, and how to say it
+_SIDE_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "weight": (str, "an expression (string)"),
+    "normalization": ((int, float), "a number (e.g. 0.03)"),
+    "shape": (dict, "a mapping like {Jet.pt: 'Jet.pt * 1.03'}"),
+    "template": (str, "a variation name (e.g. pt_scale_up)"),
+}
+
+
+def _check_systematic(cfg: AnalysisConfig, name: str, syst: dict) -> None:
+    """A systematic names known datasets and has an ``up``/``down`` of the type its kind needs."""
+    datasets = cfg.datasets
+    for ds in syst.get("datasets", []):
+        if ds not in datasets:
+            raise cfg.error(f"unknown dataset '{ds}'", "systematics", name, "datasets")
+    kind = syst["type"]
+    for side in ("up", "down"):
+        value = syst.get(side)
+        if value is None:
+            continue
+        types, expected = _SIDE_TYPES[kind]
+        if not isinstance(value, types):
+            raise cfg.error(f"a {kind} systematic's '{side}' must be {expected}", "systematics", name, side)
+    for key in ("up_dataset", "down_dataset"):
+        if key in syst and syst[key] not in datasets:
+            raise cfg.error(f"unknown dataset '{syst[key]}'", "systematics", name, key)
+    if kind != "normalization" and syst.get("up") is None and "up_dataset" not in syst:
+        raise cfg.error("a systematic needs 'up' (or 'up_dataset')", "systematics", name)
+
+
+def _check_model(cfg: AnalysisConfig) -> None:
+    """The model's data, sample datasets and regions exist; its POI is one of its norm factors."""
     model = cfg.data.get("model")
-    if model:
-        if model["data"] not in datasets:
-            raise cfg.error(f"unknown dataset '{model['data']}'", "model", "data")
-        for sample, spec in model["samples"].items():
-            for ds in spec["datasets"]:
-                if ds not in datasets:
-                    raise cfg.error(f"unknown dataset '{ds}'", "model", "samples", sample, "datasets")
-        for region in model.get("regions", {}):
-            if region not in cfg.regions:
-                raise cfg.error(f"unknown region '{region}'", "model", "regions", region)
-        if model["poi"] not in model.get("norm_factors", {}):
-            raise cfg.error(f"the POI '{model['poi']}' must be one of model.norm_factors", "model", "poi")
-    if external:
-        from analysis.external import check_config     # its cross-references (file, names, datasets)
-
-        check_config(cfg)
-    if any("agc_name" in syst for syst in cfg.systematics.values()):
-        from analysis.agc_layout import check_config as check_agc_layout
-
-        check_agc_layout(cfg)
-    if cfg.data.get("limit"):
-        from analysis.limits import check_config as check_limit
-
-        check_limit(cfg)
+    if not model:
+        return
+    datasets = cfg.datasets
+    if model["data"] not in datasets:
+        raise cfg.error(f"unknown dataset '{model['data']}'", "model", "data")
+    for sample, spec in model["samples"].items():
+        for ds in spec["datasets"]:
+            if ds not in datasets:
+                raise cfg.error(f"unknown dataset '{ds}'", "model", "samples", sample, "datasets")
+    for region in model.get("regions", {}):
+        if region not in cfg.regions:
+            raise cfg.error(f"unknown region '{region}'", "model", "regions", region)
+    if model["poi"] not in model.get("norm_factors", {}):
+        raise cfg.error(f"the POI '{model['poi']}' must be one of model.norm_factors", "model", "poi")
 
 
 def _region_observables(region: dict) -> list:
@@ -336,13 +387,13 @@ DERIVED_FIELDS = frozenset({"energy", "px", "py", "pz", "p", "p2", "rho", "rho2"
                             "z", "theta", "mt", "mt2", "mass2", "tau", "pvec", "boostvec", "absolute"})
 
 
-def check_names(cfg: AnalysisConfig, branches) -> None:
+def check_names(cfg: AnalysisConfig, branches: Iterable[str]) -> None:
     """Every name and field an expression reads must exist in the input files (or be an
     object defined before it); errors name the config key and line.
 
     ``branches``: the branch names of the dataset's input files.
     """
-    from analysis.fileid import raw_roots
+    from analysis.names import raw_roots
 
     branches = set(branches)
     roots = raw_roots(branches)
@@ -372,13 +423,16 @@ def check_names(cfg: AnalysisConfig, branches) -> None:
 _CACHE: dict = {}
 
 
-def load_config(path: str | os.PathLike) -> AnalysisConfig:
+def read_config(path: str | os.PathLike) -> AnalysisConfig:
     """Load, merge (``extends:``), validate and compile a config; raises ConfigError.
 
+    This checks the schema and every reference inside the config. The sections that
+    other layers read (external histograms, limits, published likelihoods, the AGC
+    layout) are checked by :func:`analysis.load.load_config`, which everything else calls.
     Cached by the modification times of every file in the ``extends:`` chain.
 
-    >>> cfg = load_config("configs/demo.yaml")                     # doctest: +SKIP
-    >>> cfg.expression("regions", "4j1b", "cut").names             # doctest: +SKIP
+    >>> cfg = read_config("configs/demo.yaml")
+    >>> cfg.expression("regions", "4j1b", "cut").names
     frozenset({'bjets'})
     """
     path = Path(path)
@@ -402,15 +456,16 @@ def load_config(path: str | os.PathLike) -> AnalysisConfig:
             cfg.plugins[alias] = load_plugin(alias, spec, cfg.file_of("plugins", alias).parent)
         except Exception as err:  # a broken plugin is a config problem to the user
             raise cfg.error(f"cannot load plugin: {err}", "plugins", alias) from None
-    for alias, path in cfg.correction_files().items():
+    for alias, correction_file in cfg.correction_files().items():
         if alias in cfg.plugins:
             raise cfg.error(f"'{alias}' is both a plugin and a correction alias", "corrections", alias)
         try:
-            from analysis.corrections import correction_names
+            from analysis.lang.corrections import correction_names
 
-            correction_names(path)
+            correction_names(correction_file)
         except (OSError, ValueError) as err:
             raise cfg.error(f"cannot read correction file: {err}", "corrections", alias) from None
+    _check_names(cfg)
     _compile_all(cfg)
     _check_structure(cfg)
     _CACHE[key] = (tuple(os.stat(f).st_mtime_ns for f in files), cfg)

@@ -149,7 +149,7 @@ LIMIT = _obj({
 }, required=("signal", "poi"))
 
 SCHEMA = _obj({
-    "name": _NAME,
+    "name": {"type": "string", "description": "the analysis name (analysis.names: letters, digits, _ and -)"},
     "description": {"type": "string"},
     "plugins": {"type": "object", "additionalProperties": {"type": "string"},
                 "description": "alias -> python file (relative to the config) or module name"},
@@ -172,7 +172,7 @@ SCHEMA = _obj({
     }),
     "objects": {"type": "object", "additionalProperties": _obj({
         "from": {"type": "string"}, "where": _EXPR}, required=("from",))},
-    "selection": {"type": "array", "items": _obj({"name": _NAME, "cut": _EXPR}, required=("name", "cut"))},
+    "selection": {"type": "array", "items": _obj({"name": {"type": "string"}, "cut": _EXPR}, required=("name", "cut"))},
     "regions": {"type": "object", "minProperties": 1, "additionalProperties": REGION},
     "observables": {"type": "object", "additionalProperties": OBSERVABLE},
     "systematics": {"type": "object", "additionalProperties": SYSTEMATIC},
@@ -204,7 +204,11 @@ SCHEMA = _obj({
 def validate(data: dict, locations: dict, file: str) -> None:
     """Raise a ConfigError naming key and line for the first schema violation.
 
-    >>> validate({"name": "x", "datasets": {}, "regions": {}}, {}, "c.yaml")  # doctest: +SKIP
+    >>> validate({"name": "x", "datasets": {"d": {"kind": "data", "files": ["d.root"]}},
+    ...           "regions": {"r": {"cut": "True"}}}, {}, "c.yaml")
+    >>> validate({"name": "x", "datasets": {}, "regions": {}}, {}, "c.yaml")
+    Traceback (most recent call last):
+    analysis.errors.ConfigError: c.yaml: key 'datasets': {} should be non-empty
     """
     validator = jsonschema.Draft202012Validator(SCHEMA)
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), e.validator != "additionalProperties",

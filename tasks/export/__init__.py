@@ -19,7 +19,7 @@ def export(kind: str, config: str, task: str = "Plot", out: str | None = None, i
     """
     from pathlib import Path
 
-    from analysis.config import load_config
+    from analysis.load import load_config
     from tasks.export import common, reana, recast, snakemake, yadage
 
     name = load_config(config).name

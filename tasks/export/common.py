@@ -54,7 +54,7 @@ class Export:
 def prepare(config: str, task: str, outdir: str | Path, image: str | None = None) -> Export:
     """Walk ``task``'s dependency tree for ``config`` and bundle the config into ``outdir``."""
     import tasks as task_module
-    from analysis.config import load_config
+    from analysis.load import load_config
 
     cls = getattr(task_module, task, None)
     if cls is None or not hasattr(cls, "task_family"):
@@ -70,7 +70,7 @@ def rebundled(exp: Export, outdir: str | Path) -> Export:
     """``exp`` for another folder, with the config bundled there too (no second DAG walk)."""
     from dataclasses import replace
 
-    from analysis.config import load_config
+    from analysis.load import load_config
 
     outdir = Path(outdir)
     write_bundle(load_config(exp.config), outdir, source=_display(exp.config))

@@ -47,7 +47,7 @@ def catalogue_entry(exp: Export, new_signal: str | None, description: str) -> di
 
 def export(exp: Export, new_signal_config: str | None = None) -> list:
     """Write recast.yml and specs/ for ``exp`` (whose outdir is the specs folder)."""
-    from analysis.config import load_config
+    from analysis.load import load_config
 
     written = yadage.export(exp)
     new_signal = None

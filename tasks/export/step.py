@@ -15,11 +15,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from analysis.errors import HeirloomError
+
 HOME = Path(__file__).resolve().parents[2]          # the folder with law.cfg
 RESULTS = ("poi", "significance", "limit")           # provenance entries copied into the publish file
 
 
-class StepError(Exception):
+class StepError(HeirloomError):
     pass
 
 

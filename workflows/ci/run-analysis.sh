@@ -53,7 +53,7 @@ after=$(count_runs)
 ran=$((after - before))
 log "law run Plot exited with $status after $((SECONDS - start)) s; $ran tasks ran"
 
-name=$(python -c 'import sys; from analysis.config import load_config; print(load_config(sys.argv[1]).name)' "$CONFIG") || name=""
+name=$(python -c 'import sys; from analysis.load import load_config; print(load_config(sys.argv[1]).name)' "$CONFIG") || name=""
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 {

@@ -1,0 +1,1 @@
+"""Histograms: filling, merging, files from elsewhere, the AGC's layout."""

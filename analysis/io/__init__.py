@@ -1,0 +1,1 @@
+"""Event input: file identities, column lists, skims, the demo generator, datasets."""

@@ -1,0 +1,271 @@
+"""Sound identities of input files: their content, hashed with BLAKE3 at disk speed.
+
+A raw event file enters a content address as ``{"blake3": digest of every byte, "size":
+bytes}``; neither its path nor its name does, so the same file anywhere is the same
+input and two different files never share a key. Hashing reads the whole file once
+(BLAKE3, memory-mapped, all cores); the digest is then cached in
+``<store>/manifests/files.json`` under the file's absolute path, together with what a
+later ``stat`` must find unchanged for the cache to be trusted: size, modification time
+(``mtime_ns``), inode change time (``ctime_ns``) and inode. A rewrite in place changes
+mtime and ctime; a copy that restores the mtime (``cp -p``, ``rsync -a``) still gets a
+new ctime, which no user command can set back. So a no-op rerun only ``stat``s its
+inputs, and ``heirloom verify --inputs`` rehashes every cached file from scratch.
+Files read whole by other tasks (histogram files, likelihood archives) use the same
+digest (:func:`content_identity`).
+
+Parquet files (one row per event): their columns are listed under NanoAOD-style flat names, whatever their layout: a
+flat ``Jet_pt`` list column stays ``Jet_pt``; a nested ``Jet`` column (a list of
+structs) becomes ``nJet`` + ``Jet_pt``, ``Jet_eta`` ...; a ``MET`` struct becomes
+``MET_pt``, ``MET_phi`` (:func:`parquet_columns`). The skim reads them back under
+those names (``analysis/io/skim.py``), so expressions and column pruning do not care.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from analysis.errors import InputFileError
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    path: str           # absolute path (for provenance; not part of the key)
+    name: str           # file name (for provenance; not part of the key)
+    size: int
+    blake3: str         # BLAKE3 digest of every byte of the file
+    entries: int        # entries of the tree (rows of a parquet file)
+    branches: tuple     # top-level branch names, NanoAOD-style (for checking config expressions)
+    format: str = "root"  # "root" or "parquet" (not part of the key)
+
+    def key(self) -> dict:
+        """The part that goes into content addresses: the content, nothing else."""
+        return {"blake3": self.blake3, "size": self.size}
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """BLAKE3 digest (hex) of every byte of ``path``, memory-mapped and multi-threaded.
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as f:
+    ...     _ = f.write(b"abc"); f.flush(); file_digest(f.name)[:16]
+    '6437b3ac38465133'
+    """
+    import blake3
+
+    try:
+        if os.path.getsize(path) == 0:
+            return blake3.blake3(b"").hexdigest()
+        return blake3.blake3(max_threads=blake3.blake3.AUTO).update_mmap(str(path)).hexdigest()
+    except OSError as err:
+        raise InputFileError(str(path), err.strerror or str(err)) from None
+
+
+def _stamp(stat: os.stat_result) -> dict:
+    """What a cached digest trusts: unchanged size, mtime, ctime and inode."""
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns, "inode": stat.st_ino}
+
+
+def _read_root(path: str, tree: str) -> tuple[int, tuple]:
+    import uproot
+
+    try:
+        with uproot.open(path) as handle:
+            if tree not in handle:
+                raise InputFileError(path, f"no tree '{tree}' in the file (has: {', '.join(handle.keys()[:8])})")
+            events = handle[tree]
+            return int(events.num_entries), tuple(events.keys(recursive=False))
+    except InputFileError:
+        raise
+    except Exception as err:  # uproot raises many types for damaged files
+        raise InputFileError(path, f"{type(err).__name__}: {err}".strip()) from None
+
+
+PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
+
+
+def file_format(path: str | os.PathLike, declared: str | None = None) -> str:
+    """``"root"`` or ``"parquet"``: the dataset's ``format:`` if given, else the file's
+    extension, else its magic bytes (``PAR1``; only read for other extensions, so a
+    no-op rerun still only ``stat``s ``.root`` and ``.parquet`` files).
+
+    >>> file_format("events.parquet"), file_format("nano.root"), file_format("x.root", "parquet")
+    ('parquet', 'root', 'parquet')
+    """
+    if declared:
+        return declared
+    if str(path).lower().endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if str(path).lower().endswith(".root"):
+        return "root"
+    try:
+        with open(path, "rb") as stream:
+            return "parquet" if stream.read(4) == b"PAR1" else "root"
+    except OSError:
+        return "root"
+
+
+def parquet_columns(schema: Any) -> dict:
+    """NanoAOD-style flat names of a parquet (arrow) schema -> where each comes from.
+
+    The value is ``(column, field)`` (``field`` None for a top-level column, else the
+    field of a struct / list-of-structs column) or ``(column, COUNT)`` for the object
+    count ``nX`` of a list-of-structs column ``X`` (unless the file has ``nX`` itself).
+    Columns of other types (strings, lists of lists, deeper nesting) are left out.
+
+    >>> import pyarrow as pa
+    >>> jet = pa.list_(pa.struct([("pt", pa.float32()), ("eta", pa.float32())]))
+    >>> parquet_columns(pa.schema([("Jet", jet), ("MET", pa.struct([("pt", pa.float32())]))]))
+    {'nJet': ('Jet', '#count'), 'Jet_pt': ('Jet', 'pt'), 'Jet_eta': ('Jet', 'eta'), 'MET_pt': ('MET', 'pt')}
+    """
+    import pyarrow as pa
+
+    def is_list(t) -> bool:
+        return pa.types.is_list(t) or pa.types.is_large_list(t)
+
+    def number(t) -> bool:
+        return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+
+    top = set(schema.names)
+    out: dict = {}
+    for column in schema:
+        t = column.type
+        if is_list(t) and pa.types.is_struct(t.value_type):       # Jet: list of {pt, eta ...}
+            if f"n{column.name}" not in top:
+                out[f"n{column.name}"] = (column.name, COUNT)
+            out.update({f"{column.name}_{f.name}": (column.name, f.name) for f in t.value_type if number(f.type)})
+        elif pa.types.is_struct(t):                                # MET: {pt, phi ...}
+            out.update({f"{column.name}_{f.name}": (column.name, f.name) for f in t
+                        if number(f.type) or (is_list(f.type) and number(f.type.value_type))})
+        elif number(t) or (is_list(t) and number(t.value_type)):  # flat: nJet, Jet_pt, MET_pt
+            out[column.name] = (column.name, None)
+    return out
+
+
+COUNT = "#count"
+
+
+def _read_parquet(path: str) -> tuple[int, tuple]:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path)
+        return int(meta.metadata.num_rows), tuple(parquet_columns(meta.schema_arrow))
+    except Exception as err:
+        raise InputFileError(path, f"{type(err).__name__}: {err}") from None
+
+
+#: bumped when what is recorded of a format changes (cached entries of another version are redone)
+_VERSION = {"root": 3, "parquet": 3}
+
+
+class Manifest:
+    """The cache of file identities in one store."""
+
+    def __init__(self, store: Path):
+        self.path = store / "manifests" / "files.json"
+        self._entries: dict | None = None
+        self._dirty = False
+
+    def _load(self) -> dict:
+        if self._entries is None:
+            try:
+                self._entries = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                self._entries = {}
+        return self._entries
+
+    def identify(self, path: str | os.PathLike, tree: str = "Events", format: str | None = None,
+                 *, rehash: bool = False) -> FileIdentity:
+        """Identity of ``path``: cached while size, mtime, ctime and inode are unchanged,
+        else (or with ``rehash``) hashed and read anew.
+
+        ``format``: ``"root"`` or ``"parquet"``; None infers it (:func:`file_format`).
+        ``tree`` is ignored for parquet files.
+
+        >>> identity = Manifest(outdir / "store").identify(nano)     # 1000 generated events
+        >>> identity.entries, identity.format, sorted(identity.key())
+        (1000, 'root', ['blake3', 'size'])
+        """
+        full = str(Path(path).absolute())
+        try:
+            stat = os.stat(full)
+        except OSError as err:
+            raise InputFileError(str(path), err.strerror or "not found") from None
+        fmt = file_format(full, format)
+        cache_key = f"{full}|{tree}"
+        cached = self._load().get(cache_key)
+        if not rehash and cached and cached.get("stamp") == _stamp(stat) \
+                and cached.get("format") == fmt and cached.get("version") == _VERSION[fmt]:
+            fields = {k: v for k, v in cached.items() if k not in ("stamp", "version")}
+            return FileIdentity(**fields | {"branches": tuple(cached["branches"])})
+        if fmt == "parquet":
+            entries, branches = _read_parquet(full)
+        else:
+            entries, branches = _read_root(full, tree)
+        ident = FileIdentity(full, Path(full).name, stat.st_size, file_digest(full), entries, branches, fmt)
+        self._load()[cache_key] = asdict(ident) | {"stamp": _stamp(stat), "branches": list(branches),
+                                                    "version": _VERSION[fmt]}
+        self._dirty = True
+        return ident
+
+    def cached_paths(self) -> list[tuple[str, str, str]]:
+        """``(path, tree, format)`` of every file in the cache (for ``heirloom verify --inputs``)."""
+        out = []
+        for cache_key, entry in sorted(self._load().items()):
+            path, _, tree = cache_key.rpartition("|")
+            out.append((path, tree, entry.get("format", "root")))
+        return out
+
+    def cached_key(self, path: str, tree: str) -> dict | None:
+        """The content key cached for ``path`` (None if none)."""
+        entry = self._load().get(f"{path}|{tree}")
+        return {"blake3": entry["blake3"], "size": entry["size"]} if entry and "blake3" in entry else None
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self._entries, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+        self._dirty = False
+
+
+@dataclass(frozen=True)
+class ContentIdentity:
+    """A file read whole, identified in a content address by its content (BLAKE3 digest
+    and size), not its path: the same file elsewhere or under another name is the same input."""
+
+    path: str           # absolute path (provenance only)
+    size: int
+    blake3: str
+
+    def key(self) -> dict:
+        return {"blake3": self.blake3, "size": self.size}
+
+
+def content_identity(path: str | os.PathLike) -> ContentIdentity:
+    """BLAKE3 digest and size of a file, cached in memory while its size, mtime, ctime and
+    inode are unchanged.
+
+    >>> identity = content_identity("configs/corrections/agc_btag.json")
+    >>> identity.key() == {"blake3": file_digest(identity.path), "size": os.path.getsize(identity.path)}
+    True
+    """
+    path = Path(path).resolve()
+    try:
+        stat = path.stat()
+    except OSError as err:
+        raise InputFileError(str(path), err.strerror or "cannot read") from None
+    return ContentIdentity(str(path), stat.st_size,
+                           _cached_digest(str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino))
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_digest(path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int) -> str:
+    return file_digest(path)

@@ -1,0 +1,174 @@
+"""Skim one chunk of a raw file: loose preselection pushed down, only needed branches kept.
+
+The input is a ROOT TTree or a parquet file (one row per event); the output is always a
+NanoAOD-like ROOT TTree (flat ``nJet``, ``Jet_pt`` ... branches), so Select reads every
+skim the same way, with coffea's NanoAOD schema and its vector behaviours.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis.io.columns import group_collections
+from analysis.io.fileid import COUNT, InputFileError, parquet_columns
+from analysis.lang.expr import Expression
+
+
+@dataclass(frozen=True)
+class SkimStats:
+    events_in: int
+    events_out: int
+    sumw_in: float
+    sumw_out: float
+
+
+def read_chunk(path: str, tree: str, branches: list, start: int, stop: int) -> dict:
+    """Read ``branches`` of entries [start, stop) as a dict of awkward arrays."""
+    import uproot
+
+    try:
+        with uproot.open(path) as handle:
+            arrays = handle[tree].arrays(branches, entry_start=start, entry_stop=stop, how=dict)
+    except Exception as err:
+        raise InputFileError(path, f"{type(err).__name__}: {err}") from None
+    return arrays
+
+
+def read_parquet_chunk(path: str, branches: list, start: int, stop: int) -> dict:
+    """Read ``branches`` (NanoAOD-style names, see ``fileid.parquet_columns``) of rows
+    [start, stop) of a parquet file as a dict of awkward arrays.
+
+    Only the row groups that overlap the range and the columns (or struct fields) that
+    the branches come from are read. Nested columns are flattened: ``Jet.pt`` of a list
+    of structs ``Jet`` becomes ``Jet_pt``, its length ``nJet``.
+
+    >>> chunk = read_parquet_chunk(events_parquet, ["nJet", "Jet_pt"], 10, 60)   # a Jet column of structs
+    >>> chunk["nJet"][:3].tolist(), chunk["Jet_pt"]
+    ([5, 3, 4], <Array [[193, 178, 30, 28.6, 17.2], ..., [81.4, ...]] type='50 * var * float32'>)
+    """
+    import awkward as ak
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    try:
+        handle = pq.ParquetFile(path)
+        sources = parquet_columns(handle.schema_arrow)
+        missing = [b for b in branches if b not in sources]
+        if missing:
+            raise KeyError(f"no column {missing[0]!r}")
+        fields: dict[str, set[str | None]] = {}
+        for name in branches:
+            column, field = sources[name]
+            if field == COUNT:             # a list-of-structs length: read one of its fields
+                field = next(f.name for f in handle.schema_arrow.field(column).type.value_type)
+            fields.setdefault(column, set()).add(field)
+        columns = sorted({c if None in f else f"{c}.{x}" for c, f in fields.items() for x in f})
+        sizes = [handle.metadata.row_group(i).num_rows for i in range(handle.num_row_groups)]
+        edges = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        # the row groups that overlap [start, stop) (the first one for an empty range)
+        groups = [i for i in range(len(sizes)) if edges[i] < stop and edges[i + 1] > start] or [0][:len(sizes)]
+        first = int(edges[groups[0]]) if groups else 0
+        table = ak.from_parquet(path, columns=columns, row_groups=groups or None)
+    except Exception as err:
+        raise InputFileError(path, f"{type(err).__name__}: {err}") from None
+    out = {}
+    for name in branches:
+        column, field = sources[name]
+        value = table[column][start - first: stop - first]
+        if field == COUNT:
+            value = ak.num(value, axis=1)
+        elif field is not None:
+            value = value[field]
+        out[name] = _no_missing(value, path, name)
+    return out
+
+
+def _no_missing(array, path: str, name: str):
+    """``array`` without option types (parquet columns are often declared nullable);
+    a null value is an error: a TTree branch cannot hold one."""
+    import awkward as ak
+
+    if "?" not in str(array.type):
+        return array
+    if any(ak.any(ak.is_none(array, axis=axis)) for axis in range(array.ndim)):
+        raise InputFileError(path, f"column {name!r} has missing (null) values")
+    array = ak.fill_none(array, 0, axis=-1)          # no None left: only the types change
+    for axis in range(array.ndim - 2, -1, -1):
+        array = ak.fill_none(array, [], axis=axis)
+    return array
+
+
+#: the tree name of every skim, whatever the input's tree is called
+SKIM_TREE = "Events"
+
+
+def write_tree(path: Path, arrays: dict, tree: str = SKIM_TREE) -> None:
+    """Write flat NanoAOD branches as a TTree (``mktree`` + ``extend``, never an RNTuple).
+
+    Collections with a counter (``nJet`` + ``Jet_*``) are written as jagged records so the
+    counter is regenerated; the file is written under a temporary name then renamed.
+    """
+    import awkward as ak
+    import uproot
+
+    grouped: dict = {}
+    jagged: dict = {}
+    for name, array in arrays.items():
+        prefix, _, field = name.partition("_")
+        if field and f"n{prefix}" in arrays:
+            jagged.setdefault(prefix, {})[field] = array
+        elif name.startswith("n") and name[1:] in {b.partition("_")[0] for b in arrays if "_" in b}:
+            continue  # counters are rewritten by uproot from the jagged records
+        else:
+            grouped[name] = array
+    for prefix, fields in jagged.items():
+        grouped[prefix] = ak.zip(fields)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # LZ4 decompresses several times faster than uproot's default zlib; skims are read often
+    with uproot.recreate(tmp, compression=uproot.LZ4(1)) as handle:
+        types = {name: array.type.content if hasattr(array, "type") else array.dtype
+                 for name, array in grouped.items()}
+        out = handle.mktree(tree, types, counter_name=lambda counted: "n" + counted,
+                            field_name=lambda outer, inner: inner if outer == "" else outer + "_" + inner)
+        out.extend(grouped)
+    os.replace(tmp, path)
+
+
+def skim_chunk(source: str, tree: str, branches: list, start: int, stop: int,
+               preselection: Expression | None, event_weight: Expression | None, output: Path,
+               format: str = "root") -> SkimStats:
+    """Skim entries [start, stop) of ``source`` (its tree ``tree``) into ``output`` (tree ``Events``).
+
+    ``preselection`` and ``event_weight``: compiled Expressions (or None) evaluated over
+    the raw branches grouped into collections; the sums of event weights before and after
+    the preselection are recorded (the MC normalisation when events are weighted). ``format``: ``"root"`` (read the TTree ``tree``) or
+    ``"parquet"`` (rows [start, stop) of a parquet file).
+
+    >>> skim_chunk(nano, "Events", ["nJet", "Jet_pt"], 0, 1000, None, None, outdir / "s.root")
+    SkimStats(events_in=1000, events_out=1000, sumw_in=1000.0, sumw_out=1000.0)
+    >>> branches = ["nJet", "Jet_pt", "nElectron", "Electron_pt", "nMuon", "Muon_pt"]
+    >>> skim_chunk(nano, "Events", branches, 0, 1000, cfg.expression("skim", "preselection"), None, outdir / "s.root")
+    SkimStats(events_in=1000, events_out=540, sumw_in=1000.0, sumw_out=540.0)
+    """
+    import awkward as ak
+    import numpy as np
+
+    if format == "parquet":
+        arrays = read_parquet_chunk(source, branches, start, stop)
+    else:
+        arrays = read_chunk(source, tree, branches, start, stop)
+    n_in = stop - start
+    namespace = group_collections(arrays) if (preselection is not None or event_weight is not None) else {}
+    weights = np.ones(n_in)
+    if event_weight is not None:
+        weights = weights * np.asarray(ak.to_numpy(event_weight.evaluate(namespace)), dtype=np.float64)
+    if preselection is not None:
+        mask = preselection.evaluate(namespace)
+        mask = np.asarray(ak.to_numpy(ak.fill_none(mask, False)), dtype=bool)
+        arrays = {name: array[mask] for name, array in arrays.items()}
+    else:
+        mask = np.ones(n_in, dtype=bool)
+    write_tree(output, arrays, SKIM_TREE)
+    return SkimStats(n_in, int(mask.sum()), float(weights.sum()), float(weights[mask].sum()))

@@ -1,0 +1,1 @@
+"""The expression language: expressions, plugin files, correctionlib corrections."""

@@ -1,0 +1,67 @@
+"""correctionlib corrections named in a config, callable from expressions.
+
+A config lists correction files under ``corrections:`` (alias -> JSON or JSON.gz file).
+Every correction in a file becomes a function ``<alias>.<correction name>`` in the
+expression language, e.g. ``btag.btag_var("up", jets.pt[:, 0])``. Arguments may be
+scalars (strings included), per-event arrays or jagged per-object arrays (broadcast,
+evaluated flat, and given back their structure). The file's content hash enters the
+content address of every task that calls it.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _read(path: Path) -> bytes:
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.suffix == ".gz" else data
+
+
+def correction_names(path: str | Path) -> list:
+    """Names of the corrections (and compound corrections) in a correctionlib JSON file.
+
+    >>> correction_names("configs/corrections/agc_btag.json")
+    ['btag_var']
+    """
+    document = json.loads(_read(Path(path)))
+    return [c["name"] for c in document.get("corrections", []) + document.get("compound_corrections", [])]
+
+
+def fingerprint(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:20]
+
+
+@functools.lru_cache(maxsize=None)
+def _correction_set(path: str):
+    import correctionlib
+
+    return correctionlib.CorrectionSet.from_file(path)
+
+
+def evaluate(path: str, name: str, *args: Any) -> Any:
+    """Evaluate correction ``name`` of the file at ``path`` on (possibly jagged) arrays."""
+    import awkward as ak
+    import numpy as np
+
+    correction = _correction_set(str(path))[name]
+    arrays = [i for i, a in enumerate(args) if isinstance(a, ak.Array)]
+    if not arrays:
+        return correction.evaluate(*[np.asarray(a) if not isinstance(a, str) else a for a in args])
+    broadcast = ak.broadcast_arrays(*[args[i] for i in arrays])
+    jagged = broadcast[0].ndim > 1
+    counts = ak.num(broadcast[0], axis=1) if jagged else None
+    flat = {i: ak.to_numpy(ak.flatten(b) if jagged else b) for i, b in zip(arrays, broadcast)}
+    values = correction.evaluate(*[flat.get(i, a) for i, a in enumerate(args)])
+    return ak.unflatten(values, counts) if jagged else values
+
+
+def functions(alias: str, path: str | Path) -> dict:
+    """``{"<alias>.<name>": callable}`` for every correction in the file (loaded lazily)."""
+    path = str(Path(path).resolve())
+    return {f"{alias}.{name}": functools.partial(evaluate, path, name) for name in correction_names(path)}

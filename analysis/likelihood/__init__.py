@@ -1,0 +1,1 @@
+"""Published likelihoods: archives, CLs scans, exclusion contours."""

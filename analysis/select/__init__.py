@@ -1,0 +1,1 @@
+"""The event loop: selection plans, the coffea processor, executors, tables, cutflows."""

@@ -1,0 +1,1 @@
+"""The statistical model: model spec, pyhf workspaces, fits, limits."""

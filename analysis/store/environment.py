@@ -1,0 +1,50 @@
+"""The third-party packages whose versions enter every key (key format 2).
+
+A result depends on the code that computes it, and some of that code is not Heirloom's.
+Changing the version of one of these packages (a new ``requirements.lock``) therefore
+reruns every task: a store never mixes results of two environments under one key.
+Packages that only move data around unchanged (law, luigi, dask, PyYAML) are left out.
+
+>>> sorted(RESULT_PACKAGES)[:3]
+['awkward', 'boost-histogram', 'cabinetry']
+>>> set(environment()) == set(RESULT_PACKAGES)
+True
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import metadata
+
+#: distribution name -> why its version decides results
+RESULT_PACKAGES: dict[str, str] = {
+    "numpy": "array arithmetic everywhere (sums, masks, random numbers of the generator)",
+    "awkward": "jagged arrays: objects, cuts, reductions in every expression",
+    "uproot": "reads input and skim files, writes skims and templates (ROOT bytes)",
+    "coffea": "NanoEvents behaviours (four-vectors, cross-references) and the processor loop",
+    "vector": "four-vector arithmetic behind coffea's candidates (m_bjj)",
+    "pyarrow": "Parquet inputs and Select's tables (bytes and dictionary encoding)",
+    "lz4": "skim compression (the skim's bytes)",
+    "boost-histogram": "histogram filling and storage",
+    "hist": "histogram arithmetic and slicing",
+    "uhi": "histogram serialisation (histograms.json)",
+    "correctionlib": "evaluates corrections (b-tag weights) in expressions",
+    "pyhf": "the likelihood, CLs and limits",
+    "cabinetry": "templates, workspaces, fits, ranking and significance",
+    "iminuit": "the minimiser of every fit",
+    "scipy": "optimisers and root finding inside pyhf and cabinetry",
+    "matplotlib": "every plot's pixels",
+    "mplhep": "plot styles and histogram drawing",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> dict[str, str]:
+    """``{distribution: version}`` of :data:`RESULT_PACKAGES` (``"absent"`` if not installed)."""
+    versions = {}
+    for name in sorted(RESULT_PACKAGES):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions

@@ -1,0 +1,119 @@
+"""Provenance records: what made an output, and why a task would run again."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import platform
+import socket
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("heirloom", "law", "luigi", "coffea", "awkward", "uproot", "hist", "uhi",
+            "pyhf", "cabinetry", "numpy", "dask", "distributed")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@functools.lru_cache(maxsize=1)
+def package_versions() -> dict:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+@functools.lru_cache(maxsize=1)
+def git_state(repo: str = ".") -> dict:
+    """Commit and dirty flag of the working tree (None outside a git checkout)."""
+    def git(*args):
+        return subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True, timeout=10)
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {"commit": None, "dirty": None}
+        status = git("status", "--porcelain", "--untracked-files=no")
+        return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def file_checksums(folder: Path) -> dict:
+    """sha256 of every file under ``folder`` (relative path -> hex digest)."""
+    sums = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != "provenance.json":
+            digest = hashlib.sha256()
+            with open(path, "rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+            sums[str(path.relative_to(folder))] = "sha256:" + digest.hexdigest()
+    return sums
+
+
+def build_record(*, key: str, components: dict, inputs: dict, started: str, outputs: Path,
+                 events: int | None = None, extra: dict | None = None) -> dict:
+    """The provenance record written beside an output.
+
+    ``components`` is the exact record hashed into ``key``; ``inputs`` maps an input
+    name to ``{"key": ..., "family": ...}``.
+    """
+    record = {
+        "key": key,
+        "task": components.get("task"),
+        "components": components,
+        "inputs": inputs,
+        "config_excerpt": components.get("config"),
+        "code": components.get("code"),
+        "git": git_state(),
+        "versions": package_versions(),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "argv": sys.argv,
+        "started": started,
+        "finished": now(),
+        "events_processed": events,
+        "outputs": file_checksums(outputs),
+    }
+    if extra:
+        record.update(extra)
+    return record
+
+
+def diff_components(old: Any, new: Any, path: str = "") -> list[str]:
+    """Human-readable differences between two key-component records.
+
+    >>> diff_components({"config": {"cut": "pt > 30"}}, {"config": {"cut": "pt > 35"}})
+    ["config.cut: 'pt > 30' -> 'pt > 35'"]
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        lines = []
+        for key in sorted(set(old) | set(new), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in old:
+                lines.append(f"{sub}: added {_short(new[key])}")
+            elif key not in new:
+                lines.append(f"{sub}: removed (was {_short(old[key])})")
+            else:
+                lines.extend(diff_components(old[key], new[key], sub))
+        return lines
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [line for index, (a, b) in enumerate(zip(old, new))
+                for line in diff_components(a, b, f"{path}[{index}]")]
+    if old != new:
+        return [f"{path}: {_short(old)} -> {_short(new)}"]
+    return []
+
+
+def _short(value: Any, limit: int = 240) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,66 @@
+"""Key format 2 in the record, and what `heirloom why` says about older or changed outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+from conftest import ROOT, VENV_BIN, law_run, small_demo
+
+
+def why(config, store, *args) -> str:
+    env = dict(os.environ, HEIRLOOM_STORE=str(store))
+    proc = subprocess.run([str(VENV_BIN / "heirloom"), "why", *args, "--config", str(config)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_records_hold_key_format_2_code_identity_and_environment(tmp_path, store):
+    config = small_demo(tmp_path)
+    law_run("Generate", config, store, "--dataset", "ttbar")
+    record = json.loads((store / "by-name" / "tiny" / "Generate" / "ttbar" / "provenance.json").read_text())
+    components = record["components"]
+    assert components["key_format"] == 2
+    assert set(components["code"]) == {"identity", "plugins"} and len(components["code"]["identity"]) == 64
+    assert components["environment"]["numpy"] and components["environment"]["coffea"]
+    assert "tasks.inputs:Generate" in record["code_units"]
+    assert not any("analysis" in str(v) for v in components["code"].values())      # no module paths in keys
+
+
+def test_why_says_key_format_changed_for_an_output_of_format_1(tmp_path, store):
+    config = small_demo(tmp_path)
+    law_run("Generate", config, store, "--dataset", "ttbar")
+    link = store / "by-name" / "tiny" / "Generate" / "ttbar"
+    current = link.resolve()
+    record = json.loads((current / "provenance.json").read_text())
+    old_components = {k: v for k, v in record["components"].items() if k not in ("key_format", "environment")}
+    old_components["code"] = {"heirloom": "0.1.0", "modules": {"generate": "1a5543b1f79acf10"}}
+    record["components"] = old_components                          # as key format 1 wrote it
+    old = current.parent / ("0" * 40)
+    shutil.move(current, old)
+    (old / "provenance.json").write_text(json.dumps(record))
+    link.unlink()
+    link.symlink_to(os.path.relpath(old, link.parent))
+    text = why(config, store, "Generate", "--dataset", "ttbar")
+    assert "WOULD RUN" in text and "key format changed (1 -> 2)" in text
+
+
+def test_why_names_the_code_that_changed(tmp_path, store):
+    """A changed unit is named by module and definition (from the last run's provenance)."""
+    config = small_demo(tmp_path)
+    law_run("Generate", config, store, "--dataset", "ttbar")
+    link = store / "by-name" / "tiny" / "Generate" / "ttbar"
+    current = link.resolve()
+    record = json.loads((current / "provenance.json").read_text())
+    record["components"]["code"]["identity"] = "f" * 64            # as if the code had changed since
+    record["code_units"]["analysis.io.generate:generate_events"] = "0" * 16
+    old = current.parent / ("1" * 40)
+    shutil.move(current, old)
+    (old / "provenance.json").write_text(json.dumps(record))
+    link.unlink()
+    link.symlink_to(os.path.relpath(old, link.parent))
+    text = why(config, store, "Generate", "--dataset", "ttbar")
+    assert "code changed: analysis.io.generate:generate_events" in text
