@@ -19,7 +19,6 @@ class AGCHistograms(HeirloomTask):
         law run AGCHistograms --config configs/agc_ttbar.yaml
     """
 
-
     def config_excerpt(self):
         from analysis.hist.agc_layout import layout_spec
 

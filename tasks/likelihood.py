@@ -31,7 +31,6 @@ class PublishedLikelihood(HeirloomTask):
     (the workspace) and ``patchset.json`` (pyhf's PatchSet format, checked by pyhf).
     """
 
-
     def config_excerpt(self):
         return _archive_excerpt(self.cfg)
 
@@ -58,7 +57,6 @@ class PublishedLikelihood(HeirloomTask):
 class CLsScan(HeirloomTask):
     """Observed CLs and the expected band of every selected point (``likelihood.points``)
     at ``poi_value``, spread over the executor. Writes ``cls.json``."""
-
 
     def config_excerpt(self):
         from analysis.likelihood.published import point_patterns, section
@@ -114,7 +112,6 @@ def _close_local_cluster_of_subprocess() -> None:
 class ExclusionPlot(HeirloomTask):
     """The exclusion in the plane of ``likelihood.plot.x``/``y`` (``exclusion.png``) and
     every point's CLs as ``cls_table.md`` and ``cls_table.csv``."""
-
 
     def config_excerpt(self):
         from analysis.likelihood.published import plot_axes, section

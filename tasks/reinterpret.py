@@ -20,7 +20,6 @@ class Limit(HeirloomTask):
     """Observed and expected CLs upper limits on ``limit.poi`` (``limit.json``, ``limit.png``,
     the workspace with the signal: ``workspace.json``)."""
 
-
     def config_excerpt(self):
         from analysis.stats.limits import limit_model, section
 
@@ -38,13 +37,14 @@ class Limit(HeirloomTask):
         from analysis.stats.limits import upper_limit
         from analysis.stats.modelspec import fit_histograms
         from analysis.plot.plotting import plot_limit
+        from analysis.stats.products import write_workspace
         from analysis.stats.statmodel import build_workspace
 
         excerpt = self.config_excerpt()
         merged = histograms.load(inputs["histograms"] / "histograms.json")
         workspace = build_workspace(fit_histograms(self.cfg, merged), excerpt["model"], excerpt["fit"],
                                     outdir / "cabinetry")
-        (outdir / "workspace.json").write_text(json.dumps(workspace, indent=1, sort_keys=True))
+        write_workspace(workspace, outdir)
         result = upper_limit(workspace, excerpt["limit"], excerpt["fit"])
         (outdir / "limit.json").write_text(result.to_json())
         plot_limit(result, outdir, style=excerpt["plots"])

@@ -12,7 +12,6 @@ from tasks.select import Histogram, Select
 class Histograms(HeirloomTask):
     """Every dataset's histograms in one uhi.io JSON file; pseudodata combined here."""
 
-
     def config_excerpt(self):
         cfg = self.cfg
         return {"pseudodata": {name: spec["combine"] for name, spec in cfg.datasets.items()
@@ -42,7 +41,6 @@ class ExternalHistograms(HeirloomTask):
     the same result. Writes ``histograms.json`` and ``external.json`` (per-event weights
     found, the variations of each dataset, the file's histograms nothing maps).
     """
-
 
     def config_excerpt(self):
         from analysis.hist.external import excerpt
@@ -82,7 +80,6 @@ class Fit(HeirloomTask):
     (the last two unless switched off), ``cabinetry/`` (templates.root, cabinetry config).
     """
 
-
     def config_excerpt(self):
         from analysis.stats.modelspec import fit_model
 
@@ -111,7 +108,6 @@ class Fit(HeirloomTask):
 class Plot(HeirloomTask):
     """Pre- and post-fit plots per region, pulls, correlations, impact ranking, and the
     cutflow table (not for external histograms: no event selection ran)."""
-
 
     def config_excerpt(self):
         cfg = self.cfg

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, small_demo, write_config
+from conftest import ROOT, SHARED, small_demo, write_config
 
 TRACE = r'''
 import json, sys, luigi
@@ -189,8 +189,13 @@ def roots_for(configs) -> list:
 
     out = []
     for config in configs:
-        if "limit" in config.read_text():
+        text = config.read_text()
+        if "limit" in text:
             out.append(tasks.Limit(config=str(config)))
+        elif "likelihood" in text:
+            out.append(tasks.ExclusionPlot(config=str(config)))
+        elif "external_histograms" in text:
+            out.append(tasks.Plot(config=str(config)))
         else:
             out += [tasks.Plot(config=str(config)), tasks.AGCHistograms(config=str(config))]
     return out
@@ -208,6 +213,8 @@ def tree(tiny, tmp_path_factory):
     fork = write_config(tiny["folder"], "limit.yaml",
                         f"extends: {ROOT / 'configs' / 'reinterpret_example.yaml'}\nname: soundness_limit\n")
     configs = [tiny["config"], fork]
+    if (SHARED / "likelihoods").exists() and (SHARED / "agc").exists():     # their inputs are shared data
+        configs += [ROOT / "configs" / "sbottom_regionA.yaml", ROOT / "configs" / "agc_reference_1file.yaml"]
     roots = {"analysis": copy / "analysis", "tasks": copy / "tasks"}
     saved = dict(base.CODE_ROOTS)
 
@@ -277,6 +284,9 @@ def test_every_module_edit_changes_exactly_the_keys_that_reach_it(tree):
                                      f"unexpectedly, kept {sorted(baseline[t][0] for t in expected - changed)}")
         reached += bool(expected)
     assert reached >= 40                  # most of the tree decides some result of these analyses
+    families = {task.task_family for task in dag_tasks.values()}
+    assert {"Generate", "Skim", "Select", "Histogram", "Histograms", "Fit", "Plot", "AGCHistograms",
+            "Limit"} <= families
 
 
 def test_comment_docstring_and_formatting_edits_change_no_key(tree):
@@ -298,8 +308,8 @@ def test_moving_an_unchanged_function_to_another_module_changes_no_key(tree):
     so the new module has none: as most modules.)"""
     products = tree["copy"] / "analysis" / "stats" / "products.py"
     moved = tree["copy"] / "analysis" / "stats" / "workspace_files.py"
-    results = tree["copy"] / "tasks" / "results.py"
-    originals = {p: p.read_text() for p in (products, results)}
+    callers = [tree["copy"] / "tasks" / "results.py", tree["copy"] / "tasks" / "reinterpret.py"]
+    originals = {p: p.read_text() for p in [products, *callers]}
     source = originals[products]
     start = source.index("def write_workspace(")
     end = source.index("\ndef ", start + 1)
@@ -307,11 +317,18 @@ def test_moving_an_unchanged_function_to_another_module_changes_no_key(tree):
         products.write_text(source[:start] + source[end:])
         moved.write_text('"""Workspace files."""\n\nimport json\nfrom pathlib import Path\nfrom typing import Mapping\n\n\n'
                          + source[start:end])
-        old = "from analysis.stats.products import fit_products, write_workspace"
-        assert old in originals[results]
-        results.write_text(originals[results].replace(
-            old, "from analysis.stats.products import fit_products\n"
-                 "        from analysis.stats.workspace_files import write_workspace"))
+        rewritten = 0
+        for caller in callers:
+            text = originals[caller]
+            for old, new in (("from analysis.stats.products import fit_products, write_workspace",
+                              "from analysis.stats.products import fit_products\n"
+                              "        from analysis.stats.workspace_files import write_workspace"),
+                             ("from analysis.stats.products import write_workspace",
+                              "from analysis.stats.workspace_files import write_workspace")):
+                rewritten += old in text
+                text = text.replace(old, new)
+            caller.write_text(text)
+        assert rewritten == 2
         after = tree["keys"]()
     finally:
         for path, text in originals.items():
