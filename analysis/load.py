@@ -21,14 +21,11 @@ from analysis.hist import agc_layout, external
 from analysis.likelihood import published
 from analysis.stats import limits
 
-_CHECKED: set[int] = set()
-
-
 def load_config(path: str | os.PathLike) -> AnalysisConfig:
     """:func:`~analysis.config.read_config` plus the checks of every domain section;
     raises :class:`~analysis.errors.ConfigError` naming the file, line and key."""
     cfg = read_config(path)
-    if id(cfg) in _CHECKED:
+    if cfg.data_checked:
         return cfg
     if "likelihood" in cfg.data:
         published.check_config(cfg)
@@ -38,5 +35,5 @@ def load_config(path: str | os.PathLike) -> AnalysisConfig:
         agc_layout.check_config(cfg)
     if cfg.data.get("limit"):
         limits.check_config(cfg)
-    _CHECKED.add(id(cfg))
+    cfg.data_checked = True
     return cfg

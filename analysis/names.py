@@ -13,6 +13,8 @@ one place. The rules (``docs/config-reference.md``, "Names"):
 - A group of Select's output is ``<variation>|<region>``.
 - Cutflow steps are ``all``, ``preselected``, then the selection steps and the regions:
   those two names are reserved, and steps and regions share one namespace.
+- The fit's templates are ``<region>__<sample>__<template>``: region, sample and
+  systematic names may not contain ``__``, and no sample may be called ``data``.
 
 >>> histogram_key("ttbar", "4j1b", "ht")
 'ttbar/4j1b/ht'
@@ -35,6 +37,9 @@ SAMPLE_VARIATION_SEPARATOR = "__"
 HISTOGRAM_SEPARATOR = "/"
 GROUP_SEPARATOR = "|"
 CUTFLOW_RESERVED = ("all", "preselected")
+DATA_SAMPLE = "data"            # the observed data in the fit model: no sample may take it
+#: sections whose names become parts of the fit's template names ``<region>__<sample>__<template>``
+TEMPLATE_PARTS = ("regions", "samples", "systematics")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 _NAME = re.compile(NAME_PATTERN)
 
@@ -69,6 +74,25 @@ def sample_variation(dataset: str) -> tuple[str, str]:
 def histogram_key(dataset: str, region: str, observable: str) -> str:
     """The name of one histogram in the merged histograms file."""
     return HISTOGRAM_SEPARATOR.join((dataset, region, observable))
+
+
+def region_histogram_key(region: str, observable: str) -> str:
+    """The name of one histogram in a dataset's own file: ``<region>/<observable>``.
+
+    >>> region_histogram_key("4j1b", "ht")
+    '4j1b/ht'
+    """
+    return HISTOGRAM_SEPARATOR.join((region, observable))
+
+
+def dataset_histogram_key(dataset: str, region_key: str) -> str:
+    """The merged name of a dataset's ``<region>/<observable>`` histogram.
+
+    >>> dataset_histogram_key("ttbar", "4j1b/ht")
+    'ttbar/4j1b/ht'
+    """
+    region, observable = region_key.split(HISTOGRAM_SEPARATOR)
+    return histogram_key(dataset, region, observable)
 
 
 def split_histogram_key(key: str) -> tuple[str, str, str]:

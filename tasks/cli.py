@@ -220,10 +220,15 @@ def verify_inputs(config: str | None = None) -> tuple[list[str], int]:
                   for path in input_files(cfg, name)]
     else:
         wanted = ledger.cached_paths()
-    lines, changed = [], 0
+    lines, changed, unreadable = [], 0, 0
     for path, tree, fmt in wanted:
         before = ledger.cached_key(path, tree)
-        now = ledger.identify(path, tree, fmt, rehash=True).key()
+        try:
+            now = ledger.identify(path, tree, fmt, rehash=True).key()
+        except InputError as err:
+            unreadable += 1
+            lines.append(f"MISSING  {path}: {err}")
+            continue
         if before is not None and before != now:
             changed += 1
             lines.append(f"CHANGED  {path}: content differs from the cached digest (was {before['blake3'][:16]}, "
@@ -231,12 +236,15 @@ def verify_inputs(config: str | None = None) -> tuple[list[str], int]:
         else:
             lines.append(f"ok       {path}  blake3:{now['blake3'][:16]}  {now['size']} bytes")
     ledger.save()
+    if unreadable:
+        lines.append(f"{unreadable} cached input file(s) missing or unreadable (moved or deleted: not an error)")
     lines.append(f"{len(wanted)} input files rehashed, {changed} changed")
     return lines, changed
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``heirloom`` command; every Heirloom error ends it with one line and exit status 2."""
+    """The ``heirloom`` command. A Heirloom error ends it with one line: exit status 2, or 1
+    when ``verify`` found damage."""
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "step":

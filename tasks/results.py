@@ -23,11 +23,12 @@ class Histograms(HeirloomTask):
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
         from analysis.hist import histograms
+        from analysis.names import dataset_histogram_key
 
         merged = {}
         for dataset, path in sorted(inputs.items()):
             for name, h in histograms.load(path / "histograms.json").items():
-                merged[f"{dataset}/{name}"] = h
+                merged[dataset_histogram_key(dataset, name)] = h
         for name, combine in self.config_excerpt()["pseudodata"].items():
             merged.update(histograms.pseudodata(merged, name, combine))
         histograms.dump(merged, outdir / "histograms.json")

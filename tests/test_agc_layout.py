@@ -165,6 +165,6 @@ def test_agc_name_is_checked_at_load(tmp_path):
     with pytest.raises(ConfigError, match=r"bad.yaml:4: key 'systematics.lumi.agc_name'.*event-level"):
         load_config(bad)
     clash = write_config(tmp_path, "clash.yaml", f"extends: {parent}\nname: clash\nsystematics:\n"
-                         "  jer: {agc_name: ME_var}\n")
+                         "  jer: {agc_name: btag_var_0}\n")
     with pytest.raises(ConfigError, match="already the name of another variation"):
         load_config(clash)

@@ -516,3 +516,31 @@ def test_module_doctests():
     assert result.attempted >= 5 and result.failed == 0
     result = doctest.testmod(code_source)
     assert result.attempted >= 5 and result.failed == 0
+
+
+def test_where_an_external_name_comes_from_enters_identity(tmp_path):
+    """The same code calling ``minimize`` from another library, or ``np`` bound to another
+    module, is other code."""
+    def identity(task_source):
+        roots = write(tmp_path / str(abs(hash(task_source))), {"jobs/__init__.py": "", "jobs/task.py": task_source})
+        return CodeGraph(roots).identity(Unit("jobs.task", "run"))
+
+    body = "\n\ndef run(x):\n    return minimize(np.sin, x)\n"
+    scipy = identity("import numpy as np\nfrom scipy.optimize import minimize" + body)
+    assert scipy != identity("import numpy as np\nfrom iminuit import minimize" + body)
+    assert scipy != identity("import cupy as np\nfrom scipy.optimize import minimize" + body)
+
+
+def test_swapping_same_named_imports_from_two_modules_changes_identity(tmp_path):
+    files = {
+        "lib/__init__.py": "",
+        "lib/a.py": "def X(v):\n    return v + 1\n",
+        "lib/b.py": "def X(v):\n    return v - 1\n",
+        "jobs/__init__.py": "",
+        "jobs/task.py": "from lib.a import X\nfrom lib.b import X as Y\n\n\ndef run():\n    return X(3) - Y(3)\n",
+    }
+    roots = write(tmp_path, files)
+    (before,) = ids(roots, Unit("jobs.task", "run"))
+    edit(tmp_path / "jobs/task.py", "from lib.a import X\nfrom lib.b import X as Y",
+         "from lib.b import X\nfrom lib.a import X as Y")
+    assert ids(roots, Unit("jobs.task", "run")) != (before,)

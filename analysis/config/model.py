@@ -13,7 +13,8 @@ from analysis.config.errors import ConfigError
 from analysis.config.loader import load_with_extends
 from analysis.config.schema import located_error, validate
 from analysis.lang.plugins import Plugin, load_plugin
-from analysis.names import CUTFLOW_RESERVED, NOMINAL, bad_name
+from analysis.names import (CUTFLOW_RESERVED, DATA_SAMPLE, NOMINAL, SAMPLE_VARIATION_SEPARATOR, TEMPLATE_PARTS,
+                            bad_name)
 
 
 
@@ -40,6 +41,7 @@ class AnalysisConfig:
     locations: dict
     files: list
     plugins: dict = field(default_factory=dict)        # alias -> Plugin
+    data_checked: bool = False                          # analysis.load ran the domain checks
     _compiled: dict = field(default_factory=dict)      # key path -> Expression
 
     # ---- plain sections -------------------------------------------------------------
@@ -217,9 +219,13 @@ def _check_names(cfg: AnalysisConfig) -> None:
                 ("systematics", cfg.systematics), ("samples", cfg.section("model", "samples", default={}) or {})]
     for section, names in sections:
         for name in names:
+            path = ("model", "samples", name) if section == "samples" else (section, name)
             problem = bad_name(name)
+            if not problem and section in TEMPLATE_PARTS and SAMPLE_VARIATION_SEPARATOR in name:
+                problem = f"'{name}' contains '{SAMPLE_VARIATION_SEPARATOR}', which separates the parts of template names"
+            if not problem and section == "samples" and name == DATA_SAMPLE:
+                problem = f"'{DATA_SAMPLE}' is reserved for the observed data in the fit: rename the sample"
             if problem:
-                path = ("model", "samples", name) if section == "samples" else (section, name)
                 raise cfg.error(problem, *path)
     steps = [step["name"] for step in cfg.data.get("selection", [])]
     for index, step in enumerate(steps):

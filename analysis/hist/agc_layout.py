@@ -76,9 +76,13 @@ def check_config(cfg: AnalysisConfig) -> None:
             raise cfg.error("agc_name renames event-level variations (weight or shape systematics "
                             "with 'up'/'down'); a sample variation takes its dataset's name", "systematics", name,
                             "agc_name")
-        unrenamed = set(cfg.systematics) - set(names)
-        if new in unrenamed or new in sample_variations or list(names.values()).count(new) > 1:
-            raise cfg.error(f"'{new}' is already the name of another variation", "systematics", name, "agc_name")
+        others = ({f"{s}_{side}" for s in set(cfg.systematics) - set(names) for side in ("up", "down")}
+                  | {f"{n}_{side}" for s, n in names.items() if s != name for side in ("up", "down")}
+                  | sample_variations)
+        clash = sorted({f"{new}_up", f"{new}_down"} & others)
+        if clash:
+            raise cfg.error(f"'{clash[0]}' is already the name of another variation", "systematics", name,
+                            "agc_name")
 
 
 def to_agc_layout(merged: Mapping, spec: Mapping) -> dict:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from analysis.names import NOMINAL
+from analysis.names import NOMINAL, histogram_key, region_histogram_key, split_histogram_key
 
 
 
@@ -84,7 +84,7 @@ def fill_from_table(table: Any, regions: dict, observables: dict, scale: float =
                     w = table.column(column).to_numpy()[rows] * scale
                     if not np.all(np.isnan(w)):
                         h.fill(variation=column[2:], **{obs: values[rows]}, weight=w)
-            out[histogram_name(region, obs)] = h
+            out[region_histogram_key(region, obs)] = h
     return out
 
 
@@ -99,10 +99,6 @@ def _codes(table, name: str):
     if not pa.types.is_dictionary(column.type):
         column = column.dictionary_encode()
     return column.indices.to_numpy(zero_copy_only=False), column.dictionary.to_pylist()
-
-
-def histogram_name(region: str, observable: str) -> str:
-    return f"{region}/{observable}"
 
 
 def dump(histograms: dict, path: Path) -> None:
@@ -145,11 +141,13 @@ def pseudodata(merged: dict, name: str, combine: dict) -> dict:
     """
     out = {}
     first = next(iter(combine))
-    for hist_name in [n for n in merged if n.startswith(first + "/")]:
-        suffix = hist_name[len(first) + 1:]
+    for key in merged:
+        source, region, observable = split_histogram_key(key)
+        if source != first:
+            continue
         total = None
         for dataset, factor in combine.items():
-            part = nominal_only(merged[f"{dataset}/{suffix}"]) * float(factor)
+            part = nominal_only(merged[histogram_key(dataset, region, observable)]) * float(factor)
             total = part if total is None else total + part
-        out[f"{name}/{suffix}"] = total
+        out[histogram_key(name, region, observable)] = total
     return out

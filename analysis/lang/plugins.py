@@ -8,6 +8,7 @@ so editing a plugin reruns exactly the tasks that use it.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import importlib.util
@@ -29,8 +30,14 @@ class Plugin:
 
     @property
     def fingerprint(self) -> str:
-        """Of the plugin's normalised source: comments, docstrings and formatting do not count."""
-        return source_fingerprint(Path(self.source_path).read_text(), self.source_path)[:20]
+        """Of the plugin's normalised source (comments, docstrings and formatting do not
+        count) and of its import statements in full (which library a name comes from does)."""
+        text = Path(self.source_path).read_text()
+        imports = sorted(ast.unparse(node) for node in ast.walk(ast.parse(text))
+                         if isinstance(node, (ast.Import, ast.ImportFrom)))
+        digest = hashlib.sha256(source_fingerprint(text, self.source_path).encode())
+        digest.update("\n".join(imports).encode())
+        return digest.hexdigest()[:20]
 
     def functions(self) -> dict[str, Callable]:
         """Public functions of the module, as ``{"alias.name": function}``."""

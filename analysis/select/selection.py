@@ -33,21 +33,33 @@ class SelectionPlan:
     is_mc: bool = True
     corrections: tuple = ()  # ((alias, correctionlib file), ...)
 
-    def excerpt(self) -> dict:
-        """What the selection's result depends on, for its content address: every field but
-        the plugin and correction file paths (their contents enter the key as fingerprints).
+    def excerpt(self) -> dict[str, Any]:
+        """What the selection's result depends on, for its content address, keyed by the
+        config's names (so ``heirloom why`` says ``config.objects.jets.where``): every field
+        but the plugin and correction file paths (their contents enter the key as
+        fingerprints); ``order`` keeps what the sequence of objects and steps decides.
 
-        >>> SelectionPlan((), (("one", "x > 1"),), (), (), None, (), (), plugins=(("p", "/a/p.py"),)).excerpt()
-        {'objects': [], 'steps': [['one', 'x > 1']], 'regions': [], 'observables': [], 'event_weight': None, 'shape_variations': [], 'weight_variations': [], 'is_mc': True, 'plugins': ['p'], 'corrections': []}
+        >>> plan = SelectionPlan((("jets", "Jet", "Jet.pt > 30"),), (("one", "ak.num(jets) >= 1"),), (), (), None,
+        ...                      (), (), plugins=(("p", "/a/p.py"),))
+        >>> plan.excerpt()["objects"], plan.excerpt()["steps"], plan.excerpt()["order"]["steps"]
+        ({'jets': {'from': 'Jet', 'where': 'Jet.pt > 30'}}, {'one': 'ak.num(jets) >= 1'}, ['one'])
         """
-        import json
-
-        fields = {name: getattr(self, name) for name in ("objects", "steps", "regions", "observables",
-                                                          "event_weight", "shape_variations",
-                                                          "weight_variations", "is_mc")}
-        fields["plugins"] = [alias for alias, _ in self.plugins]
-        fields["corrections"] = [alias for alias, _ in self.corrections]
-        return json.loads(json.dumps(fields))
+        return {
+            "objects": {name: {"from": source, "where": where} for name, source, where in self.objects},
+            "steps": dict(self.steps),
+            "order": {"objects": [name for name, _, _ in self.objects], "steps": [name for name, _ in self.steps],
+                      "regions": [name for name, _, _ in self.regions],
+                      "observables": [name for name, _ in self.observables],
+                      "variations": [name for name, _ in self.shape_variations + self.weight_variations]},
+            "regions": {name: {"cut": cut, "observables": list(observables)} for name, cut, observables in self.regions},
+            "observables": dict(self.observables),
+            "event_weight": self.event_weight,
+            "shape_variations": {name: dict(overrides) for name, overrides in self.shape_variations},
+            "weight_variations": dict(self.weight_variations),
+            "is_mc": self.is_mc,
+            "plugins": [alias for alias, _ in self.plugins],
+            "corrections": [alias for alias, _ in self.corrections],
+        }
 
     @property
     def observable_names(self) -> tuple:

@@ -109,6 +109,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import types
@@ -262,9 +263,9 @@ class CodeGraph:
         if imp.kind == "import":
             assert imp.module is not None
             if imp.aliased:
-                return _Mod(imp.module) if imp.module in self._sources else _Ext(_MODULE_LABEL)
+                return _Mod(imp.module) if imp.module in self._sources else _Ext(f"ext:{imp.module}")
             if imp.bound not in self._sources:
-                return _Ext(_MODULE_LABEL)
+                return _Ext(f"ext:{imp.bound}")
             dotted = imp.module.split(".")
             extras = tuple(p for p in (".".join(dotted[:k]) for k in range(2, len(dotted) + 1))
                            if p in self._sources)
@@ -273,7 +274,7 @@ class CodeGraph:
         absolute = self._sources[module].absolute(module, imp.level, imp.module)
         if absolute is not None and absolute in self._sources:
             return _From(absolute, imp.name)
-        return _Ext(imp.name)
+        return _Ext(f"ext:{absolute or imp.module}.{imp.name}")
 
     def _module_bindings(self, module: str) -> tuple[dict[str, list[_Target]], list[str]]:
         """Module-level import bindings (top-level and prelude imports) and star sources."""
@@ -355,7 +356,8 @@ class CodeGraph:
             resolved = self._resolve_name(target.module, target.name)
             mods = [r for r in resolved if isinstance(r, _Mod)]
             out = {r for r in resolved if isinstance(r, Unit)}
-            label = _MODULE_LABEL if resolved and not out else target.name
+            label = _MODULE_LABEL if resolved and not out else target.name + "@" + ",".join(
+                sorted(self._statements_hash(u)[:16] for u in out))
             if not mods:
                 return label, out
         units = set() if isinstance(target, _Mod) else out
@@ -396,7 +398,7 @@ class CodeGraph:
             chains = uses[name]
             if name in src.units:
                 deps.add(Unit(unit.module, name))
-                signature.add(f"{name}={name}")
+                signature.add(f"{name}={name}@{self._statements_hash(Unit(unit.module, name))[:16]}")
             for target in bindings.get(name, []) + local.get(name, []):
                 label, units = self._follow(target, chains)
                 deps |= units
@@ -435,19 +437,19 @@ class CodeGraph:
         """The modules touched by the closure of ``units`` (for provenance and debugging)."""
         return {u.module for u in self.closure(units)}
 
+    @functools.lru_cache(maxsize=None)  # noqa: B019  (one graph per state of the files)
+    def _statements_hash(self, unit: Unit) -> str:
+        """sha256 of the unit's normalised statements and its module's prelude (no bindings):
+        what a name bound to ``unit`` refers to, by content (so two same-named units differ)."""
+        src = self._check(unit)
+        indices = src.statements if unit.name == WHOLE else sorted(set(src.units[unit.name]) | set(src.prelude))
+        return hashlib.sha256("\n".join(src.dump(i) for i in indices).encode()).hexdigest()
+
     def fingerprint(self, unit: Unit) -> str:
         """sha256 of the unit's normalised statements, its prelude and its binding signature."""
         if unit in self._fingerprints:
             return self._fingerprints[unit]
-        src = self._check(unit)
-        if unit.name == WHOLE:
-            indices = src.statements
-        else:
-            indices = sorted(set(src.units[unit.name]) | set(src.prelude))
-        digest = hashlib.sha256()
-        for i in indices:
-            digest.update(src.dump(i).encode())
-            digest.update(b"\n")
+        digest = hashlib.sha256(self._statements_hash(unit).encode())
         digest.update(b"\0bindings\n")
         digest.update("\n".join(self._analyse(unit)[1]).encode())
         result = digest.hexdigest()

@@ -6,20 +6,23 @@ reruns every task: a store never mixes results of two environments under one key
 Packages that only move data around unchanged (law, luigi, dask, PyYAML) are left out.
 
 >>> sorted(RESULT_PACKAGES)[:3]
-['awkward', 'boost-histogram', 'cabinetry']
->>> set(environment()) == set(RESULT_PACKAGES)
+['awkward', 'awkward-cpp', 'boost-histogram']
+>>> set(environment()) == set(RESULT_PACKAGES) | {"python"}
 True
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 from importlib import metadata
 
 #: distribution name -> why its version decides results
 RESULT_PACKAGES: dict[str, str] = {
     "numpy": "array arithmetic everywhere (sums, masks, random numbers of the generator)",
     "awkward": "jagged arrays: objects, cuts, reductions in every expression",
+    "awkward-cpp": "awkward's compiled kernels (pinned apart from awkward)",
+    "numba": "compiled kernels inside coffea and vector, where used",
     "uproot": "reads input and skim files, writes skims and templates (ROOT bytes)",
     "coffea": "NanoEvents behaviours (four-vectors, cross-references) and the processor loop",
     "vector": "four-vector arithmetic behind coffea's candidates (m_bjj)",
@@ -34,14 +37,16 @@ RESULT_PACKAGES: dict[str, str] = {
     "iminuit": "the minimiser of every fit",
     "scipy": "optimisers and root finding inside pyhf and cabinetry",
     "matplotlib": "every plot's pixels",
+    "pillow": "encodes every PNG that matplotlib writes",
     "mplhep": "plot styles and histogram drawing",
 }
 
 
 @functools.lru_cache(maxsize=1)
 def environment() -> dict[str, str]:
-    """``{distribution: version}`` of :data:`RESULT_PACKAGES` (``"absent"`` if not installed)."""
-    versions = {}
+    """``{distribution: version}`` of :data:`RESULT_PACKAGES` (``"absent"`` if not installed),
+    and ``python``: the interpreter's major.minor version."""
+    versions = {"python": "{}.{}".format(*sys.version_info[:2])}
     for name in sorted(RESULT_PACKAGES):
         try:
             versions[name] = metadata.version(name)
