@@ -28,15 +28,15 @@ class AGCHistograms(HeirloomTask):
         return {"histograms": Histograms.req(self)}
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis.hist import agc_layout
-        from analysis.hist import histograms
+        from analysis.hist import agc_layout, histograms
 
         merged = histograms.load(inputs["histograms"] / "histograms.json")
         layout = agc_layout.to_agc_layout(merged, self.config_excerpt())
-        names = agc_layout.write_root(layout, outdir / "histograms.root")
+        named = agc_layout.agc_histograms(layout)
+        agc_layout.write_root(named, outdir / "histograms.root")
         histograms.dump(layout, outdir / "hist_dict.json")
-        agc_layout.write_reference_json(layout, outdir / "histos.json")
-        print(f"AGCHistograms: {len(names)} histograms in the AGC's layout "
+        agc_layout.write_reference_json(named, outdir / "histos.json")
+        print(f"AGCHistograms: {len(named)} histograms in the AGC's layout "
               f"({', '.join(f'{r}: {len(h.axes[1])} processes x {len(h.axes[2])} variations' for r, h in layout.items())})",
               flush=True)
-        return {"agc_layout": {"histograms": len(names)}}
+        return {"agc_layout": {"histograms": len(named)}}

@@ -22,7 +22,8 @@ Heirloom names map onto the AGC's like this:
 >>> layout = to_agc_layout(merged, layout_spec(cfg))
 >>> layout["4j1b"].axes.name
 ('observable', 'process', 'variation')
->>> write_root(layout, outdir / "histograms.root")[:3]
+>>> named = agc_histograms(layout)
+>>> write_root(named, outdir / "histograms.root"); list(named)[:3]
 ['4j1b_ttbar', '4j1b_ttbar_pt_scale_up', '4j1b_ttbar_btag_var_0_up']
 """
 
@@ -150,21 +151,18 @@ def agc_histograms(layout: Mapping) -> dict:
     return out
 
 
-def write_root(layout: Mapping, path: str | Path) -> list[str]:
-    """Write the AGC's ``histograms.root`` (TH1D with Sumw2); return the names written."""
+def write_root(histograms: Mapping, path: str | Path) -> None:
+    """Write :func:`agc_histograms` as the AGC's ``histograms.root`` (TH1D with Sumw2)."""
     import uproot
 
-    histograms = agc_histograms(layout)
     with uproot.recreate(path) as file:
         for name, h in histograms.items():
             file[name] = h
-    return list(histograms)
 
 
-def write_reference_json(layout: Mapping, path: str | Path) -> None:
-    """The AGC's reference-file format (``validate_histograms.py --dump-json``):
-    ``{name: {"edges": [...], "contents": [underflow, bins, overflow]}}``."""
-    histograms = agc_histograms(layout)
+def write_reference_json(histograms: Mapping, path: str | Path) -> None:
+    """:func:`agc_histograms` in the AGC's reference-file format (``validate_histograms.py
+    --dump-json``): ``{name: {"edges": [...], "contents": [underflow, bins, overflow]}}``."""
     raw = {name: {"edges": h.axes[0].edges.tolist(), "contents": h.values(flow=True).tolist()}
            for name, h in sorted(histograms.items())}
     Path(path).write_text(json.dumps(raw, indent=1))

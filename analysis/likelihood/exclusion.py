@@ -15,13 +15,13 @@ label (no ``y``), it draws CLs against ``x`` with the expected band instead.
 
 from __future__ import annotations
 
-import csv
 import math
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 from analysis.likelihood.cls_scan import CLS_LIMIT, PointCLs
+from analysis.select.cutflow import write_table
 
 DPI = 150
 CLS_FLOOR = 1e-6                        # CLs below this is drawn (and interpolated) as this
@@ -173,14 +173,6 @@ def table_rows(points: list[PointCLs], labels: Sequence[str]) -> tuple:
 def write_tables(points: list[PointCLs], labels: Sequence[str], outdir: str | Path) -> list:
     """``cls_table.md`` and ``cls_table.csv`` of every point; returns their paths."""
     header, rows = table_rows(points, labels)
-    outdir = Path(outdir)
-    markdown = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    markdown += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     excluded = sum(p.excluded for p in points)
-    markdown += ["", f"{excluded} of {len(points)} points excluded at 95 % CL (observed CLs < {CLS_LIMIT})."]
-    (outdir / "cls_table.md").write_text("\n".join(markdown) + "\n")
-    with open(outdir / "cls_table.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return [outdir / "cls_table.md", outdir / "cls_table.csv"]
+    return write_table(header, rows, Path(outdir), "cls_table",
+                       [f"{excluded} of {len(points)} points excluded at 95 % CL (observed CLs < {CLS_LIMIT})."])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Sequence
 
 
 def cutflow_rows(cutflows: list, labels: dict) -> tuple[list, list]:
@@ -28,14 +29,26 @@ def cutflow_rows(cutflows: list, labels: dict) -> tuple[list, list]:
     return header, rows
 
 
-def write_cutflow_tables(cutflows: list, labels: dict, outdir: Path) -> list:
-    """Write ``cutflow.md`` and ``cutflow.csv`` (unweighted event counts per step)."""
-    header, rows = cutflow_rows(cutflows, labels)
+def write_table(header: list, rows: list, outdir: Path, stem: str, footer: Sequence[str] = ()) -> list[Path]:
+    """``<stem>.md`` (a Markdown table, then ``footer`` lines) and ``<stem>.csv``; their paths.
+
+    >>> [p.name for p in write_table(["step", "n"], [["all", 3]], outdir, "t")]
+    ['t.md', 't.csv']
+    >>> (outdir / "t.md").read_text().splitlines()
+    ['| step | n |', '|---|---|', '| all | 3 |']
+    """
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(row) + " |" for row in rows]
-    (outdir / "cutflow.md").write_text("\n".join(md) + "\n")
-    with open(outdir / "cutflow.csv", "w", newline="") as stream:
+    md += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    md += ["", *footer] if footer else []
+    (outdir / f"{stem}.md").write_text("\n".join(md) + "\n")
+    with open(outdir / f"{stem}.csv", "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(header)
         writer.writerows(rows)
-    return [outdir / "cutflow.md", outdir / "cutflow.csv"]
+    return [outdir / f"{stem}.md", outdir / f"{stem}.csv"]
+
+
+def write_cutflow_tables(cutflows: list, labels: dict, outdir: Path) -> list[Path]:
+    """Write ``cutflow.md`` and ``cutflow.csv`` (unweighted event counts per step)."""
+    header, rows = cutflow_rows(cutflows, labels)
+    return write_table(header, rows, outdir, "cutflow")
