@@ -79,6 +79,10 @@ class InputFileError(InputError, OSError):
         super().__init__(f"cannot read input file {path}: {reason}")
 
 
+class PluginError(HeirloomError):
+    """A plugin that may not or cannot run: not a file, not trusted, not Python (docs/security.md)."""
+
+
 class StoreError(HeirloomError, RuntimeError):
     """The store does not hold what it should (a missing or damaged object)."""
 

@@ -14,6 +14,8 @@ rerun stay fast.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +26,8 @@ import luigi
 from analysis.config import ConfigError
 from analysis.io.fileid import InputFileError, Manifest
 from analysis.load import load_config
+from analysis.errors import HeirloomError
+from analysis.store import integrity, locks
 from analysis.store import objects as store
 from analysis.store.code_cache import CodeCache
 from analysis.store.code_identity import graph_for
@@ -135,6 +139,29 @@ class execution(luigi.Config):  # noqa: N801  (luigi names config sections after
                                 "a local cluster when empty")
 
 
+def debugging() -> bool:
+    """Tracebacks wanted (``HEIRLOOM_DEBUG=1``): otherwise a Heirloom error is one line."""
+    return os.environ.get("HEIRLOOM_DEBUG", "") not in ("", "0")
+
+
+class _OneLineErrors(logging.Filter):
+    """Drop luigi's traceback of a Heirloom error (``on_failure`` and the failure handler
+    below say it in one line); other exceptions, bugs, keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, HeirloomError) and not debugging())
+
+
+logging.getLogger("luigi-interface").addFilter(_OneLineErrors())
+
+
+@law.Task.event_handler(luigi.Event.FAILURE)
+def _say_failure(task, exception):
+    if isinstance(exception, HeirloomError) and not debugging():
+        print(f"heirloom: {task.task_family} failed: {exception}", file=sys.stderr, flush=True)
+
+
 def current_workers() -> int:
     """The worker count given to ``law run ... --workers N`` (luigi's own option)."""
     try:
@@ -228,10 +255,57 @@ class HeirloomTask(law.Task):
     def output(self):
         return law.LocalDirectoryTarget(str(self.store_entry().path))
 
+    def complete(self) -> bool:
+        """Complete when the object has a valid provenance record whose files all exist
+        with their recorded sizes (no hashing: a no-op rerun stays fast)."""
+        return integrity.incomplete(self.store_entry()) is None
+
+    def on_failure(self, exception):
+        """One line for a Heirloom error (luigi's traceback only with ``HEIRLOOM_DEBUG=1``)."""
+        if isinstance(exception, HeirloomError) and not debugging():
+            return f"{self.task_family}[{self.label()}]: {exception}"
+        return super().on_failure(exception)
+
     def run(self):
-        started, t0 = now(), time.time()
         target = self.store_entry()
-        store.clean_stale_staging(target.root)
+        store.by_name(target.root, self.cfg.name, self.task_family, self.label())   # names stay inside
+        locks.clean_stale_staging(target.root)
+        with locks.hold(target.root, self.task_family, self.key(), is_done=self.complete,
+                        on_wait=self._waiting) as mine:
+            if not mine or self.complete():
+                self.publish_message(f"{self.task_family}[{self.label()}]: reused, computed by another process")
+                return
+            if target.path.exists():
+                self._set_aside(target, integrity.damage(target) or ["unfinished"])
+            self._check_inputs()
+            self._compute(target)
+
+    def _waiting(self, holder: dict) -> None:
+        print(f"heirloom: {self.task_family}[{self.label()}] is being computed by {holder.get('host')}:"
+              f"{holder.get('pid')}; waiting to reuse it", file=sys.stderr, flush=True)
+
+    def _set_aside(self, entry: store.Entry, problems: list) -> None:
+        """Quarantine a damaged object, with one warning line that names it."""
+        try:
+            where = integrity.quarantine(entry, problems)
+        except FileNotFoundError:               # another process moved it first
+            return
+        print(f"heirloom: WARNING: {entry.family} object {entry.key[:12]} is damaged ({'; '.join(problems)[:200]}): "
+              f"moved to {where}; recomputing it", file=sys.stderr, flush=True)
+
+    def _check_inputs(self) -> None:
+        """Rehash the objects this task reads; a damaged one is quarantined and recomputed
+        here, never used."""
+        for task in self.input_tasks().values():
+            entry = task.store_entry()
+            problems = integrity.damage(entry)
+            if problems:
+                if entry.path.exists():
+                    self._set_aside(entry, problems)
+                task.run()
+
+    def _compute(self, target: store.Entry) -> None:
+        started, t0 = now(), time.time()
         inputs = {name: store.entry(task.task_family, task.key()).path
                   for name, task in self.input_tasks().items()}
         with store.staging(target) as stage:

@@ -3,6 +3,9 @@
     heirloom why Plot --config configs/demo.yaml
     heirloom show --config configs/demo.yaml
     heirloom runs [--last N]
+    heirloom verify --all | --config C [--report-only]   rehash stored objects; --inputs: the raw input files
+    heirloom gc --config C [--older-than DAYS] [--delete]   remove what no config reaches (dry run by default)
+    heirloom trust FILE                        allow a plugin file to run (docs/security.md)
     heirloom export yadage|snakemake|reana|all --config configs/agc_ttbar.yaml [--task Plot] [--image NAME:TAG]
     heirloom export recast --config configs/reinterpret_example.yaml --new-signal configs/reinterpret_zprime_1000.yaml
     heirloom step Skim --config analysis.yaml --store /abs/store --dataset ttbar --chunk 0   (used by exports)
@@ -15,6 +18,7 @@ import json
 import sys
 
 from analysis.errors import ConfigError, FitError, HeirloomError, InputError, StoreError
+from analysis.store import integrity
 from analysis.store import objects as store
 from analysis.store.provenance import diff_components
 
@@ -36,12 +40,16 @@ def explain(task, seen: set | None = None, depth: int = 0) -> list[str]:
     seen.add(ident)
     pad = "  " * depth
     entry = task.store_entry()
-    if entry.exists():
+    problem = integrity.incomplete(entry)
+    if problem is None:
         return [f"{pad}{task.task_family}[{task.label()}]: up to date ({entry.key[:12]})"]
     link = store.by_name(entry.root, task.cfg.name, task.task_family, task.label())
     lines = []
-    if link.exists():
-        record = json.loads((link / "provenance.json").read_text())
+    record = _provenance(link)
+    if entry.path.exists():
+        lines.append(f"{pad}{task.task_family}[{task.label()}]: WOULD RUN; its object {entry.key[:12]} is damaged "
+                     f"({problem})")
+    elif record is not None:
         reasons = _reasons(record, task)
         lines.append(f"{pad}{task.task_family}[{task.label()}]: WOULD RUN; differs from the last run "
                      f"({link.resolve().name[:12]}):")
@@ -51,6 +59,15 @@ def explain(task, seen: set | None = None, depth: int = 0) -> list[str]:
     for child in task.input_tasks().values():
         lines += explain(child, seen, depth + 1)
     return lines
+
+
+def _provenance(link) -> dict | None:
+    """The provenance record behind a by-name link, or None (no link, damaged object)."""
+    try:
+        record = json.loads((link / "provenance.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("components"), dict) else None
 
 
 def _reasons(record: dict, task) -> list[str]:
@@ -89,15 +106,14 @@ def show(config: str) -> list[str]:
         return ["this config has no statistical model: see its histograms with "
                 f"`law run Histograms --config {config} --print-output 0`"]
     fit, plot = Fit(config=config), Plot(config=config)
-    if fit.store_entry().exists():
-        result = json.loads((fit.store_entry().path / "fit_result.json").read_text())
-        prov = fit.store_entry().provenance()
-        poi = prov.get("poi", {})
-        lines.append(f"fit result : {fit.store_entry().path / 'fit_result.json'}")
-        if poi:
-            lines.append(f"             {poi['name']} = {poi['value']:.4f} +- {poi['uncertainty']:.4f}")
-        del result
-    if plot.store_entry().exists():
+    if _intact(fit.store_entry()):
+        from analysis.stats.fitting import FitResult
+
+        path = fit.store_entry().path / "fit_result.json"
+        result = FitResult.from_json(path.read_text())
+        lines.append(f"fit result : {path}")
+        lines.append(f"             {result.poi} = {result.bestfit:.4f} +- {result.uncertainty:.4f}")
+    if _intact(plot.store_entry()):
         path = plot.store_entry().path
         lines.append(f"plots      : {path}")
         lines += [f"             {p.name}" for p in sorted(path.glob("*.png"))]
@@ -107,9 +123,18 @@ def show(config: str) -> list[str]:
         from tasks.agc_layout import AGCHistograms
 
         layout = AGCHistograms(config=config).store_entry()
-        if layout.exists():
+        if _intact(layout):
             lines.append(f"AGC layout : {layout.path / 'histograms.root'}")
     return lines or ["no results yet: run `law run Plot --config " + config + "`"]
+
+
+def _intact(entry) -> bool:
+    """Show an object only when it is intact (a damaged one is named, not read)."""
+    problems = integrity.damage(entry) if entry.path.exists() else ["absent"]
+    if problems and entry.path.exists():
+        raise StoreError(f"{entry.family} object {entry.key[:12]} is damaged ({'; '.join(problems)}): "
+                         f"`law run` recomputes it; `heirloom verify --all` checks the whole store")
+    return not problems
 
 
 def show_likelihood(config: str) -> list[str]:
@@ -118,12 +143,12 @@ def show_likelihood(config: str) -> list[str]:
 
     lines = []
     scan, plot = CLsScan(config=config).store_entry(), ExclusionPlot(config=config).store_entry()
-    if scan.exists():
+    if _intact(scan):
         summary = scan.provenance().get("scan", {})
         lines.append(f"CLs scan   : {scan.path / 'cls.json'}")
         if summary:
             lines.append(f"             {summary['points']} points, {summary['excluded']} excluded (observed CLs < 0.05)")
-    if plot.exists():
+    if _intact(plot):
         lines.append(f"exclusion  : {plot.path}")
         lines += [f"             {p.name}" for p in sorted(plot.path.iterdir()) if p.name != "provenance.json"]
     return lines or [f"no results yet: run `law run ExclusionPlot --config {config}`"]
@@ -134,9 +159,9 @@ def show_limit(config: str) -> list[str]:
     from tasks.reinterpret import Limit
 
     entry = Limit(config=config).store_entry()
-    if not entry.exists():
+    if not _intact(entry):
         return [f"limit      : not computed yet (law run Limit --config {config})"]
-    limit = entry.provenance().get("limit", {})
+    limit = json.loads((entry.path / "limit.json").read_text())
     lines = [f"limit      : {entry.path / 'limit.json'}"]
     if limit:
         expected = ", ".join(f"{x:.3f}" for x in limit["expected"])
@@ -158,10 +183,19 @@ def _parser() -> argparse.ArgumentParser:
     shw.add_argument("--config", required=True)
     runs = sub.add_parser("runs", help="the tasks that ran, newest last")
     runs.add_argument("--last", type=int, default=20)
-    ver = sub.add_parser("verify", help="recheck what the store trusts (--inputs: rehash every input file)")
-    ver.add_argument("--inputs", action="store_true", required=True,
+    ver = sub.add_parser("verify", help="rehash stored objects (--all or --config) or input files (--inputs)")
+    ver.add_argument("--all", action="store_true", help="every object in the store")
+    ver.add_argument("--config", help="the objects of this config's DAG (with --inputs: its input files)")
+    ver.add_argument("--inputs", action="store_true",
                      help="rehash every raw input file in the store's manifest, ignoring the cache")
-    ver.add_argument("--config", help="only the input files of this config's datasets")
+    ver.add_argument("--report-only", action="store_true",
+                     help="only name damaged objects (default: move them to <store>/quarantine/)")
+    gc = sub.add_parser("gc", help="remove objects no given config reaches, or older than an age (dry run)")
+    gc.add_argument("--config", action="append", default=[], help="keep what this config reaches (repeatable)")
+    gc.add_argument("--older-than", type=float, metavar="DAYS", help="only objects older than DAYS days")
+    gc.add_argument("--delete", action="store_true", help="delete (default: only say what and how much)")
+    tru = sub.add_parser("trust", help="allow a plugin file (its current content) to run")
+    tru.add_argument("file")
     exp = sub.add_parser("export", help="write the config's DAG as a yadage workflow, a Snakefile or reana.yaml")
     exp.add_argument("kind", choices=("yadage", "snakemake", "reana", "recast", "all"))
     exp.add_argument("--config", required=True)
@@ -191,6 +225,51 @@ def _export(args) -> int:
     for path in export(args.kind, args.config, task, args.out, args.image, args.new_signal):
         print(path)
     return 0
+
+
+def _verify(args) -> None:
+    from tasks import maintenance
+
+    if args.inputs:
+        lines, changed = verify_inputs(args.config)
+        print("\n".join(lines), flush=True)
+        if changed:
+            raise StoreError(f"{changed} input file(s) changed behind the cache: see above; the cache now "
+                             "holds their new digests")
+        return
+    if not (args.all or args.config):
+        raise HeirloomError("say what to verify: --all, --config C, or --inputs")
+    root = store.store_root()
+    entries = maintenance.all_entries(root)
+    if args.config:
+        wanted = maintenance.reachable([args.config])
+        entries = [e for e in entries if (e.family, e.key) in wanted]
+    findings = maintenance.verify(root, entries, quarantine=not args.report_only)
+    print(f"{len(entries)} objects rehashed, {len(findings)} damaged", flush=True)
+    if findings:
+        named = ", ".join(f"{f.entry.family}/{f.entry.key[:12]}" for f in findings[:5])
+        raise StoreError(f"{len(findings)} damaged object(s): {named}{' ...' if len(findings) > 5 else ''}"
+                         + ("" if args.report_only else "; moved to quarantine: the next `law run` that needs "
+                                                           "them recomputes them"))
+
+
+def _gc(args) -> None:
+    from tasks import maintenance
+
+    if not args.config and args.older_than is None:
+        raise HeirloomError("say what to keep: --config C (repeatable) and/or --older-than DAYS")
+    root = store.store_root()
+    keep = maintenance.reachable(args.config) if args.config else None
+    chosen = maintenance.collect(root, keep=keep, older_than_days=args.older_than)
+    total = sum(size for _, size in chosen)
+    for entry, size in chosen:
+        print(f"{'remove' if args.delete else 'would remove'}  {entry.family}/{entry.key}  "
+              f"{maintenance.human(size)}")
+    if args.delete:
+        maintenance.remove(root, chosen)
+        print(f"removed {len(chosen)} objects, {maintenance.human(total)}")
+    else:
+        print(f"{len(chosen)} objects, {maintenance.human(total)} (dry run: add --delete to remove them)")
 
 
 def _runs(args) -> int:
@@ -260,11 +339,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "show":
             print("\n".join(show(args.config)))
         elif args.command == "verify":
-            lines, changed = verify_inputs(args.config)
-            print("\n".join(lines), flush=True)
-            if changed:
-                raise StoreError(f"{changed} input file(s) changed behind the cache: see above; the cache now "
-                                 "holds their new digests")
+            _verify(args)
+        elif args.command == "gc":
+            _gc(args)
+        elif args.command == "trust":
+            from analysis.lang.trust import trust
+
+            digest, where = trust(args.file)
+            print(f"trusted {args.file} (sha256 {digest[:16]}...) in {where}")
         else:
             return _runs(args)
     except StoreError as err:

@@ -54,4 +54,4 @@ class Limit(HeirloomTask):
               f"(-2..+2 sigma: {expected}); the nominal signal (mu = 1) is "
               f"{'excluded' if result.excludes(1.0) else 'not excluded'} ({result.seconds:.1f} s)", flush=True)
         return {"limit": {"poi": result.poi, "cl": result.cl, "observed": result.observed,
-                          "expected": result.expected}}
+                          "expected": result.expected}, "seconds": {"limit": result.seconds}}

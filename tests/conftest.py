@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 VENV_BIN = Path(sys.executable).parent
+# plugin approvals made by tests go to a file of their own (never the user's ~/.config)
+os.environ["HEIRLOOM_TRUST_FILE"] = str(Path(tempfile.mkdtemp(prefix="heirloom-trust-")) / "trusted.sha256")
+os.environ.pop("HEIRLOOM_TRUSTED_PLUGINS", None)
+
+
+def trust_plugin(path: Path) -> None:
+    """Approve a plugin file a test wrote (as `heirloom trust FILE` would)."""
+    from analysis.lang.trust import trust
+
+    trust(path)
 
 
 def requires_shared(*parts):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, VENV_BIN, law_run, runs, small_demo, write_config
+from conftest import ROOT, VENV_BIN, law_run, runs, small_demo, write_config, trust_plugin
 
 TOOLS = ROOT / ".venv-preserve" / "bin"
 
@@ -130,6 +130,8 @@ def test_committed_exports_are_current(tmp_path):
     for item in (ROOT / "configs").iterdir():
         target = workspace / "configs" / item.name
         shutil.copytree(item, target) if item.is_dir() else shutil.copy(item, target)
+    for plugin in (workspace / "configs" / "plugins").glob("*.py"):
+        trust_plugin(plugin)                     # a copy outside the repository: approved for the test
     heirloom("export", "all", "--config", "configs/agc_ttbar.yaml", cwd=workspace)
     heirloom("export", "recast", "--config", "configs/reinterpret_example.yaml",
              "--new-signal", "configs/reinterpret_zprime_1000.yaml", cwd=workspace)

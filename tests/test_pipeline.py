@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, law_run, runs, small_demo
+from conftest import ROOT, law_run, runs, small_demo, trust_plugin
 
 
 def ran(store: Path, since: int = 0) -> list:
@@ -132,6 +132,7 @@ def test_plugin_edit_reruns_only_its_callers(tmp_path):
     plugin_dir = tmp_path / "plugins"
     plugin_dir.mkdir()
     shutil.copy(ROOT / "configs" / "plugins" / "agc.py", plugin_dir / "agc.py")
+    trust_plugin(plugin_dir / "agc.py")          # outside the repository: runs only when approved
     config = small_demo(tmp_path, name="tiny_plugin", extra="plugins:\n  agc: plugins/agc.py\n")
     store = tmp_path / "store"
     law_run("Histograms", config, store)
@@ -141,6 +142,7 @@ def test_plugin_edit_reruns_only_its_callers(tmp_path):
                             "has_btag = btagged[i] | btagged[j]")
     assert edited != source
     (plugin_dir / "agc.py").write_text(edited)
+    trust_plugin(plugin_dir / "agc.py")          # an edit withdraws the approval
     law_run("Histograms", config, store)
     done = ran(store, before)
     assert families(done) == {"Select", "Histogram", "Histograms"}

@@ -10,9 +10,10 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from analysis.lang import expr as expressions
 from analysis.config.errors import ConfigError
+from analysis.config.files import MAX_CORRECTION_BYTES, regular_file
 from analysis.config.loader import load_with_extends
 from analysis.config.schema import located_error, validate
-from analysis.lang.plugins import Plugin, load_plugin
+from analysis.lang.plugins import Plugin, PluginError, load_plugin
 from analysis.names import (CUTFLOW_RESERVED, DATA_SAMPLE, NOMINAL, SAMPLE_VARIATION_SEPARATOR, TEMPLATE_PARTS,
                             bad_name)
 
@@ -429,6 +430,13 @@ def check_names(cfg: AnalysisConfig, branches: Iterable[str]) -> None:
 _CACHE: dict = {}
 
 
+def _stamps(cfg: AnalysisConfig) -> tuple:
+    """What a cached config depends on: its files and its plugin files (an edited plugin
+    must be checked for trust again)."""
+    paths = list(cfg.files) + [plugin.source_path for plugin in cfg.plugins.values()]
+    return tuple((os.stat(f).st_mtime_ns, os.stat(f).st_size) for f in paths)
+
+
 def read_config(path: str | os.PathLike) -> AnalysisConfig:
     """Load, merge (``extends:``), validate and compile a config; raises ConfigError.
 
@@ -447,7 +455,7 @@ def read_config(path: str | os.PathLike) -> AnalysisConfig:
     if cached is not None:
         stamps, cfg = cached
         try:
-            if stamps == tuple(os.stat(f).st_mtime_ns for f in cfg.files):
+            if stamps == _stamps(cfg):
                 return cfg
         except OSError:
             pass
@@ -460,11 +468,15 @@ def read_config(path: str | os.PathLike) -> AnalysisConfig:
     for alias, spec in data.get("plugins", {}).items():
         try:
             cfg.plugins[alias] = load_plugin(alias, spec, cfg.file_of("plugins", alias).parent)
-        except Exception as err:  # a broken plugin is a config problem to the user
-            raise cfg.error(f"cannot load plugin: {err}", "plugins", alias) from None
+        except PluginError as err:        # not a file, not trusted, not Python
+            raise cfg.error(str(err), "plugins", alias) from None
     for alias, correction_file in cfg.correction_files().items():
         if alias in cfg.plugins:
             raise cfg.error(f"'{alias}' is both a plugin and a correction alias", "corrections", alias)
+        try:
+            regular_file(correction_file, limit=MAX_CORRECTION_BYTES, what="correction file")
+        except ValueError as err:                # /dev/zero, a directory, 300 MiB: refused unread
+            raise cfg.error(str(err), "corrections", alias) from None
         try:
             from analysis.lang.corrections import correction_names
 
@@ -474,5 +486,5 @@ def read_config(path: str | os.PathLike) -> AnalysisConfig:
     _check_names(cfg)
     _compile_all(cfg)
     _check_structure(cfg)
-    _CACHE[key] = (tuple(os.stat(f).st_mtime_ns for f in files), cfg)
+    _CACHE[key] = (_stamps(cfg), cfg)
     return cfg

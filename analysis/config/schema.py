@@ -17,6 +17,13 @@ _EXPR = {"type": "string", "minLength": 1}
 _NUMBER = {"type": "number"}
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 
+# What a config may make the machine allocate (docs/config-reference.md, "Limits").
+MAX_BINS = 100_000              # bins of one histogram axis (observables.<name>.bins)
+MAX_EVENTS = 50_000_000         # generated events of one dataset (generator.events, demo.events)
+MAX_CHUNK_SIZE = 10_000_000     # events per chunk (demo/skim/select.chunk_size)
+_EVENTS = {"type": "integer", "minimum": 1, "maximum": MAX_EVENTS}
+_CHUNK_SIZE = {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK_SIZE}
+
 
 def _obj(properties: dict, required: tuple = (), **extra) -> dict:
     return {"type": "object", "properties": properties, "required": list(required),
@@ -25,7 +32,7 @@ def _obj(properties: dict, required: tuple = (), **extra) -> dict:
 
 GENERATOR = _obj({
     "process": {"type": "string"},
-    "events": {"type": "integer", "minimum": 1},
+    "events": _EVENTS,
     "seed": {"type": "integer"},
     "params": {"type": "object"},
     "mixture": {"type": "boolean", "description": "pseudo-collision data drawn from the MC datasets"},
@@ -33,7 +40,7 @@ GENERATOR = _obj({
 
 DATASET = _obj({
     "kind": {"enum": ["mc", "data", "pseudodata"]},
-    "files": _STRINGS,
+    "files": {**_STRINGS, "minItems": 1},
     "generator": GENERATOR,
     "xsec": _NUMBER,
     "label": {"type": "string"},
@@ -48,7 +55,7 @@ DATASET = _obj({
 
 OBSERVABLE = _obj({
     "expr": _EXPR,
-    "bins": {"type": "integer", "minimum": 1},
+    "bins": {"type": "integer", "minimum": 1, "maximum": MAX_BINS},
     "range": {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2},
     "label": {"type": "string"},
 }, required=("expr", "bins", "range"))
@@ -152,7 +159,7 @@ SCHEMA = _obj({
     "name": {"type": "string", "description": "the analysis name (analysis.names: letters, digits, _ and -)"},
     "description": {"type": "string"},
     "plugins": {"type": "object", "additionalProperties": {"type": "string"},
-                "description": "alias -> python file (relative to the config) or module name"},
+                "description": "alias -> python file (relative to the config); runs only when trusted (docs/security.md)"},
     "corrections": {"type": "object", "additionalProperties": {"type": "string"},
                     "description": "alias -> correctionlib JSON(.gz) file (relative to the config)"},
     "tree": {"type": "string"},
@@ -160,14 +167,14 @@ SCHEMA = _obj({
     "event_weight": _EXPR,
     "demo": _obj({
         "seed": {"type": "integer"},
-        "events": {"type": "integer", "minimum": 1},
+        "events": _EVENTS,
         "inject": {"type": "object", "additionalProperties": _NUMBER},
-        "chunk_size": {"type": "integer", "minimum": 1},
+        "chunk_size": _CHUNK_SIZE,
     }),
     "datasets": {"type": "object", "minProperties": 1, "additionalProperties": DATASET},
     "skim": _obj({
         "preselection": _EXPR,
-        "chunk_size": {"type": "integer", "minimum": 1},
+        "chunk_size": _CHUNK_SIZE,
         "keep": _STRINGS,
     }),
     "objects": {"type": "object", "additionalProperties": _obj({
@@ -176,7 +183,7 @@ SCHEMA = _obj({
     "regions": {"type": "object", "minProperties": 1, "additionalProperties": REGION},
     "observables": {"type": "object", "additionalProperties": OBSERVABLE},
     "systematics": {"type": "object", "additionalProperties": SYSTEMATIC},
-    "select": _obj({"chunk_size": {"type": "integer", "minimum": 1}}),
+    "select": _obj({"chunk_size": _CHUNK_SIZE}),
     "model": MODEL,
     "external_histograms": EXTERNAL_HISTOGRAMS,
     "limit": LIMIT,

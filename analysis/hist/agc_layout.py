@@ -37,6 +37,7 @@ import numpy as np
 
 from analysis.config.model import AnalysisConfig
 from analysis.errors import LayoutError
+from analysis.io.root_file import recreate
 from analysis.names import NOMINAL, histogram_key, sample_variation
 
 _LEFT_OUT_KINDS = ("pseudodata",)            # the AGC makes its pseudo-data itself
@@ -153,9 +154,7 @@ def agc_histograms(layout: Mapping) -> dict:
 
 def write_root(histograms: Mapping, path: str | Path) -> None:
     """Write :func:`agc_histograms` as the AGC's ``histograms.root`` (TH1D with Sumw2)."""
-    import uproot
-
-    with uproot.recreate(path) as file:
+    with recreate(path) as file:
         for name, h in histograms.items():
             file[name] = h
 

@@ -52,6 +52,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from analysis.config.files import MAX_ARCHIVE_BYTES, MAX_JSON_BYTES, regular_file
 from analysis.config.model import AnalysisConfig
 from analysis.errors import InputError
 from analysis.io.fileid import ContentIdentity, content_identity
@@ -131,6 +132,12 @@ def check_config(cfg: AnalysisConfig) -> None:
     so a config loads on a machine without the file.
     """
     spec = section(cfg)
+    if source_path(cfg).exists():                # a missing file is reported by the task, as above
+        try:
+            regular_file(source_path(cfg), limit=MAX_JSON_BYTES if spec["format"] == "agc_json" else MAX_ARCHIVE_BYTES,
+                         what="external histogram file")
+        except ValueError as err:
+            raise cfg.error(str(err), "external_histograms", "file") from None
     tokens = variation_tokens(spec)
     _check_name_pattern(cfg, spec, tokens)
     _check_mapped_names(cfg, spec)

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis.errors import InputFileError
+from analysis.errors import InputFileError, StoreError
 
 
 @dataclass(frozen=True)
@@ -174,9 +174,16 @@ class Manifest:
     def _load(self) -> dict:
         if self._entries is None:
             try:
-                self._entries = json.loads(self.path.read_text())
-            except (OSError, ValueError):
-                self._entries = {}
+                entries = json.loads(self.path.read_text())
+            except FileNotFoundError:
+                entries = {}
+            except (OSError, ValueError) as err:
+                raise StoreError(f"{self.path}: not a manifest ({type(err).__name__}); it is a cache of input "
+                                 "file identities: delete it and it is rebuilt") from None
+            if not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
+                raise StoreError(f"{self.path}: not a manifest (a {type(entries).__name__} of the wrong shape); it "
+                                 "is a cache of input file identities: delete it and it is rebuilt")
+            self._entries = entries
         return self._entries
 
     def identify(self, path: str | os.PathLike, tree: str = "Events", format: str | None = None,

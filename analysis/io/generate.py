@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple
@@ -30,6 +29,7 @@ from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 import awkward as ak
 import numpy as np
 
+from analysis.io.root_file import recreate
 from analysis.io.demo_streams import (  # noqa: F401  (re-exported)
     ALIASES, BRANCHES, DATA_SEED_OFFSET, MIXTURE_TAG as _MIXTURE_TAG, mixture_counts, name_key, rng)
 
@@ -350,32 +350,23 @@ def write_nanoaod(path: str | os.PathLike, events_iter_or_dict: Mapping[str, Any
     >>> sorted(p.name for p in outdir.iterdir())     # no temporary file left
     ['tt.root']
     """
-    import uproot
-
     chunks = [events_iter_or_dict] if isinstance(events_iter_or_dict, Mapping) else events_iter_or_dict
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp, entries, out = Path(tmp_name), 0, None
-    try:
-        with uproot.recreate(tmp) as f:
-            for chunk in chunks:
-                chunk = {k: ak.Array(v) for k, v in chunk.items()}
-                if out is None:
-                    out = f.mktree(tree, {k: v.type.content for k, v in chunk.items()},
-                                   counter_name=lambda counted: "n" + counted,
-                                   field_name=lambda outer, inner: inner if outer == "" else outer + "_" + inner,
-                                   initial_basket_capacity=100)
-                n = len(next(iter(chunk.values())))
-                if n:
-                    out.extend(chunk)
-                entries += n
+    entries, out = 0, None
+    with recreate(path) as f:
+        for chunk in chunks:
+            chunk = {k: ak.Array(v) for k, v in chunk.items()}
             if out is None:
-                raise ValueError("write_nanoaod: no event chunks given")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+                out = f.mktree(tree, {k: v.type.content for k, v in chunk.items()},
+                               counter_name=lambda counted: "n" + counted,
+                               field_name=lambda outer, inner: inner if outer == "" else outer + "_" + inner,
+                               initial_basket_capacity=100)
+            n = len(next(iter(chunk.values())))
+            if n:
+                out.extend(chunk)
+            entries += n
+        if out is None:
+            raise ValueError("write_nanoaod: no event chunks given")
     return entries
 
 

@@ -7,12 +7,12 @@ skim the same way, with coffea's NanoAOD schema and its vector behaviours.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.io.columns import group_collections
 from analysis.io.fileid import COUNT, InputFileError, parquet_columns
+from analysis.io.root_file import recreate
 from analysis.lang.expr import Expression
 
 
@@ -125,15 +125,13 @@ def write_tree(path: Path, arrays: dict, tree: str = SKIM_TREE) -> None:
             grouped[name] = array
     for prefix, fields in jagged.items():
         grouped[prefix] = ak.zip(fields)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # LZ4 decompresses several times faster than uproot's default zlib; skims are read often
-    with uproot.recreate(tmp, compression=uproot.LZ4(1)) as handle:
+    with recreate(path, compression=uproot.LZ4(1)) as handle:
         types = {name: array.type.content if hasattr(array, "type") else array.dtype
                  for name, array in grouped.items()}
         out = handle.mktree(tree, types, counter_name=lambda counted: "n" + counted,
                             field_name=lambda outer, inner: inner if outer == "" else outer + "_" + inner)
         out.extend(grouped)
-    os.replace(tmp, path)
 
 
 def skim_chunk(source: str, tree: str, branches: list, start: int, stop: int,

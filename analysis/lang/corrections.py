@@ -13,14 +13,49 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import io
 import json
+import os
+import stat
+import zlib
 from pathlib import Path
 from typing import Any
 
+# At most this many bytes are read from a correction file, and at most this many are
+# decompressed from a .gz one (the config layer's MAX_CORRECTION_BYTES: lang does not import it).
+MAX_BYTES = 256 << 20
 
-def _read(path: Path) -> bytes:
-    data = path.read_bytes()
-    return gzip.decompress(data) if path.suffix == ".gz" else data
+
+def _read(path: Path, limit: int = MAX_BYTES) -> bytes:
+    """The JSON text of a correction file, decompressed; a ValueError past ``limit`` bytes.
+
+    >>> _read(Path("/dev/zero"))
+    Traceback (most recent call last):
+    ValueError: /dev/zero is not a regular file
+    """
+    data = _read_raw(path, limit)
+    if path.suffix != ".gz":
+        return data
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            text = stream.read(limit + 1)
+    except (EOFError, zlib.error) as err:        # truncated or damaged (BadGzipFile is an OSError)
+        raise ValueError(f"{path}: not valid gzip ({err})") from None
+    if len(text) > limit:
+        raise ValueError(f"{path} decompresses to over {limit} bytes (the limit)")
+    return text
+
+
+def _read_raw(path: Path, limit: int = MAX_BYTES) -> bytes:
+    """At most ``limit`` bytes of a regular file (opened without blocking, in case of a FIFO)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path} is over {limit} bytes (the limit)")
+    return data
 
 
 def correction_names(path: str | Path) -> list:
@@ -34,7 +69,7 @@ def correction_names(path: str | Path) -> list:
 
 
 def fingerprint(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:20]
+    return hashlib.sha256(_read_raw(Path(path))).hexdigest()[:20]
 
 
 @functools.lru_cache(maxsize=None)

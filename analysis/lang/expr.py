@@ -45,6 +45,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from analysis.errors import ExpressionError
+from analysis.lang import sandbox
 
 def _ak():
     """awkward, imported on first use: compiling a config must stay fast (no-op reruns)."""
@@ -93,6 +94,7 @@ _CONSTRUCTS = dict(Lambda="lambda", ListComp="list comprehension", SetComp="set 
                    Starred="*-unpacking", NamedExpr="assignment expression ':='", Await="await",
                    JoinedStr="f-string", Yield="yield", Dict="dict literal", Set="set literal")
 _SCALARS = (bool, int, float, np.generic, type(None))
+_SAFE_NODES = (ast.Constant, ast.Slice, ast.List, ast.Tuple)
 _MAX_INT_BITS = 100_000        # guards `9**9**9` style denial of service on Python ints
 
 
@@ -126,6 +128,12 @@ class Expression:
         except Exception as err:
             raise ExpressionError(f"evaluation failed: {type(err).__name__}: {err}",
                                   expression=self.text, reason="evaluation error") from err
+
+
+def _is_event_data(value: Any) -> bool:
+    """Awkward arrays and records: what has fields, properties and physics methods."""
+    ak = _ak()
+    return isinstance(value, (ak.Array, ak.Record))
 
 
 def _elementwise(scalar_fn, ufunc):
@@ -193,7 +201,12 @@ class _Compiler:
         if method is None:
             label = _CONSTRUCTS.get(type(node).__name__, f"construct '{type(node).__name__}'")
             raise self.error(node, f"{label} is not allowed", "construct not allowed")
-        return method(node, ctx)
+        fn = method(node, ctx)
+        if isinstance(node, _SAFE_NODES):       # their values are built from checked ones
+            return fn
+        text = ast.unparse(node)
+        label = repr(text if len(text) <= 60 else text[:57] + "...")
+        return sandbox.checked(fn, self.later(node, label, "value not allowed"))
 
     def visit_Constant(self, node, ctx):
         value = node.value
@@ -257,9 +270,15 @@ class _Compiler:
         method = self.later(node, f"'{where}.{attr}' is a method, not a field; only "
                             f"{sorted(METHODS)} may be called", "method as value")
 
+        not_data = self.later(node, f"attribute {attr!r} is only for fields and properties of event data",
+                              "attribute of non-data")
+
         def get(ns):
+            owner = base(ns)
+            if not _is_event_data(owner):
+                raise not_data()
             try:
-                value = getattr(base(ns), attr)
+                value = getattr(owner, attr)
             except AttributeError:
                 raise missing() from None
             if callable(value):                # bound methods are only reachable via METHODS
@@ -276,7 +295,18 @@ class _Compiler:
         else:
             base = self.visit(node.value)
         idx = self.visit(index, "index")
-        return lambda ns: base(ns)[idx(ns)]
+        not_data = self.later(node, "only event data can be subscripted", "subscript of non-data")
+        bad_index = self.later(index, "a subscript takes fields, integers, slices and masks only",
+                               "index not allowed")
+
+        def subscript(ns):
+            owner, key = base(ns), idx(ns)
+            if not sandbox.is_data(owner):
+                raise not_data()
+            if not sandbox.is_index(key):
+                raise bad_index()
+            return owner[key]
+        return subscript
 
     def visit_Slice(self, node, ctx):
         if ctx != "index":
@@ -353,7 +383,7 @@ class _Compiler:
         root, _, rest = (qual or "").partition(".")
         if root in ("ak", "np") and rest:
             if rest in (AK_FUNCTIONS if root == "ak" else NP_FUNCTIONS):
-                return qual, (_ak_function(rest) if root == "ak" else getattr(np, rest)), None
+                return qual, (sandbox.bounded(rest, _ak_function(rest)) if root == "ak" else getattr(np, rest)), None
         elif isinstance(func, ast.Name):
             if func.id.startswith("_"):
                 self.visit_Name(func, None)          # raises "unknown name '__import__'"
@@ -383,9 +413,14 @@ class _Compiler:
         missing = self.later(node.func, f"{_dotted(node.func.value) or 'value'!r} has no "
                              f"method {attr!r}", "missing method")
 
+        not_data = self.later(node.func, f"method {attr!r} is only for event data", "method of non-data")
+
         def call_method(ns):
+            owner = receiver(ns)
+            if not _is_event_data(owner):
+                raise not_data()
             try:
-                bound = getattr(receiver(ns), attr)
+                bound = getattr(owner, attr)
             except AttributeError:
                 raise missing() from None
             return bound(*[a(ns) for a in args], **{k: v(ns) for k, v in kwargs.items()})

@@ -1,32 +1,55 @@
-"""Load the plugin modules a config names explicitly, and fingerprint their sources.
+"""Plugin files a config names, checked for trust, and the functions they export.
 
-A config may only call Python functions from modules it lists under ``plugins:``
-(alias -> file path relative to the config, or an importable module name). Their
-source text goes into the content address of every task whose expressions call them,
-so editing a plugin reruns exactly the tasks that use it.
+A config may call Python functions from files it lists under ``plugins:`` (alias ->
+``.py`` file, relative to the config). Plugins are files only: a module name such as
+``subprocess`` is refused. A file runs only when trusted (:mod:`analysis.lang.trust`),
+and not when the config loads: its exported functions are read from its syntax tree
+(top-level ``def`` without a leading ``_``, narrowed by a literal ``__all__``; names it
+imports are never exported), and the file is executed at the first call, from the
+bytes that were trusted (a file edited since is refused). Its normalised source enters
+the content address of every task whose expressions call it, so editing a plugin reruns
+exactly the tasks that use it.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
-import importlib
 import importlib.util
 import inspect
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
+from typing import Any
 
+from analysis.errors import ExpressionError, PluginError
+from analysis.lang import trust
 from analysis.store.code_source import source_fingerprint
+
+MAX_PLUGIN_BYTES = 1 << 20
+_MODULES: dict[tuple[str, str], ModuleType] = {}
+
+
+@dataclass(frozen=True)
+class PluginFunction:
+    """A plugin's exported function, bound lazily: the file runs at the first call."""
+
+    source_path: str
+    sha256: str
+    name: str
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(_module(self.source_path, self.sha256), self.name)(*args, **kwargs)
 
 
 @dataclass(frozen=True)
 class Plugin:
     alias: str
-    source_path: str          # where the module's source lives (for fingerprints)
-    module: ModuleType
+    source_path: str          # the resolved file
+    sha256: str               # of the bytes that were trusted
+    exports: tuple[str, ...]  # the functions expressions may call
 
     @property
     def fingerprint(self) -> str:
@@ -39,37 +62,98 @@ class Plugin:
         digest.update("\n".join(imports).encode())
         return digest.hexdigest()[:20]
 
-    def functions(self) -> dict[str, Callable]:
-        """Public functions of the module, as ``{"alias.name": function}``."""
-        return {f"{self.alias}.{name}": obj for name, obj in vars(self.module).items()
-                if inspect.isfunction(obj) and not name.startswith("_")
-                and obj.__module__ == self.module.__name__}
+    def functions(self) -> dict[str, PluginFunction]:
+        """The exported functions, as ``{"alias.name": callable}``."""
+        return {f"{self.alias}.{name}": PluginFunction(self.source_path, self.sha256, name)
+                for name in self.exports}
+
+
+def exported_functions(source: str, filename: str = "<plugin>") -> tuple[str, ...]:
+    """The functions a plugin's source defines at top level for expressions to call.
+
+    >>> exported_functions("from os import system\\ndef m_bjj(j): ...\\ndef _h(): ...")
+    ('m_bjj',)
+    >>> exported_functions("__all__ = ['b']\\ndef a(): ...\\ndef b(): ...")
+    ('b',)
+    """
+    tree = ast.parse(source, filename)
+    defined = [node.name for node in tree.body
+               if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")]
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__"
+                                                for t in node.targets):
+            try:
+                listed = set(ast.literal_eval(node.value))
+            except ValueError:
+                continue
+            defined = [name for name in defined if name in listed]
+    return tuple(sorted(set(defined)))
+
+
+def _read(path: Path) -> bytes:
+    try:
+        info = path.stat()
+    except OSError:
+        raise PluginError(f"plugin file not found: {path}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise PluginError(f"plugin must be a regular file: {path}")
+    if info.st_size > MAX_PLUGIN_BYTES:
+        raise PluginError(f"plugin file is {info.st_size} bytes; the limit is {MAX_PLUGIN_BYTES}: {path}")
+    return path.read_bytes()
 
 
 def load_plugin(alias: str, spec: str, base_dir: Path) -> Plugin:
-    """Import a plugin from a path (``plugins/agc.py``, relative to ``base_dir``) or module name.
+    """Check a plugin file (``plugins/agc.py``, relative to ``base_dir``): a file, trusted,
+    Python. Nothing in it runs here.
 
     >>> plugin = load_plugin("agc", "plugins/agc.py", Path("configs"))
     >>> plugin.alias, sorted(plugin.functions())[:2]
     ('agc', ['agc.jer_factor', 'agc.m_bjj'])
     """
-    if spec.endswith(".py"):
-        path = (base_dir / spec).resolve()
-        if not path.exists():
-            raise FileNotFoundError(f"plugin module '{spec}' not found (looked for {path})")
-        name = f"heirloom_plugin_{alias}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
-        module = sys.modules.get(name)
-        if module is None or getattr(module, "__heirloom_mtime__", None) != path.stat().st_mtime_ns:
-            module_spec = importlib.util.spec_from_file_location(name, path)
-            if module_spec is None or module_spec.loader is None:
-                raise ImportError(f"cannot import plugin module '{spec}' ({path})")
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[name] = module
-            module_spec.loader.exec_module(module)
-            setattr(module, "__heirloom_mtime__", path.stat().st_mtime_ns)
-        return Plugin(alias, str(path), module)
-    module = importlib.import_module(spec)
-    source = inspect.getsourcefile(module)
-    if source is None:          # a compiled module: no source to fingerprint
-        raise ImportError(f"plugin module '{spec}' has no Python source")
-    return Plugin(alias, source, module)
+    if not spec.endswith(".py"):
+        raise PluginError(f"plugins are files only: {spec!r} is not a .py file (a module name such as "
+                          "'subprocess' is refused; write the functions you need in a file)")
+    path = (base_dir / spec).resolve()
+    data = _read(path)
+    digest = trust.sha256_hex(data)
+    if trust.trusted_by(path, digest) is None:
+        raise PluginError(trust.untrusted_message(alias, path, digest))
+    try:
+        exports = exported_functions(data.decode(), str(path))
+    except (SyntaxError, UnicodeDecodeError, ValueError) as err:
+        raise PluginError(f"plugin {path} is not valid Python: {err}") from None
+    return Plugin(alias, str(path), digest, exports)
+
+
+def trusted_plugin(alias: str, source_path: str, sha256: str) -> Plugin:
+    """A plugin that the config loader already checked (in a worker process, say): its
+    exports are read again from the trusted bytes."""
+    data = _read(Path(source_path))
+    if trust.sha256_hex(data) != sha256:
+        raise PluginError(f"plugin {source_path} changed since it was checked; run again")
+    return Plugin(alias, source_path, sha256, exported_functions(data.decode(), source_path))
+
+
+def _module(source_path: str, sha256: str) -> ModuleType:
+    """Execute the plugin file from the bytes that were trusted (once per process)."""
+    module = _MODULES.get((source_path, sha256))
+    if module is not None:
+        return module
+    data = Path(source_path).read_bytes()
+    if trust.sha256_hex(data) != sha256:
+        raise ExpressionError(f"plugin {source_path} changed since it was trusted; it will not run "
+                              "(check it, trust it again, run again)", reason="plugin changed")
+    name = f"heirloom_plugin_{sha256[:16]}"
+    spec = importlib.util.spec_from_loader(name, loader=None, origin=source_path)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    module.__file__ = source_path
+    sys.modules[name] = module
+    exec(compile(data, source_path, "exec"), module.__dict__)   # trusted code, by the checks above
+    for export in exported_functions(data.decode(), source_path):
+        value = module.__dict__.get(export)
+        if not (inspect.isfunction(value) and value.__module__ == name):
+            raise ExpressionError(f"plugin {source_path}: {export!r} is not a function it defines",
+                                  reason="plugin export")
+    _MODULES[(source_path, sha256)] = module
+    return module

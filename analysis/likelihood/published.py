@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from analysis.config.files import MAX_ARCHIVE_BYTES, regular_file
 from analysis.config.model import AnalysisConfig
 from analysis.errors import InputError
 from analysis.io.fileid import ContentIdentity, content_identity
@@ -98,6 +99,11 @@ def check_config(cfg: AnalysisConfig) -> None:
     """Cross-references of ``likelihood:`` (called by the config loader; the archive itself
     is checked by :func:`check_archive` when ``law run`` starts)."""
     spec = section(cfg)
+    if archive_path(cfg).exists():               # a missing archive is reported when `law run` starts
+        try:
+            regular_file(archive_path(cfg), limit=MAX_ARCHIVE_BYTES, what="likelihood archive")
+        except ValueError as err:
+            raise cfg.error(str(err), "likelihood", "archive") from None
     labels = spec["labels"]
     if len(set(labels)) != len(labels):
         raise cfg.error("labels must be distinct", "likelihood", "labels")

@@ -14,7 +14,7 @@ from typing import Any
 
 from analysis.config.model import AnalysisConfig
 
-from analysis.lang.plugins import load_plugin
+from analysis.lang.plugins import trusted_plugin
 from analysis.names import NOMINAL
 
 
@@ -29,7 +29,7 @@ class SelectionPlan:
     event_weight: str | None
     shape_variations: tuple  # ((name, ((target, expr_text), ...)), ...)
     weight_variations: tuple  # ((name, expr_text), ...)
-    plugins: tuple = ()     # ((alias, source_path), ...)
+    plugins: tuple = ()     # ((alias, source_path, sha256), ...): checked by the config loader
     is_mc: bool = True
     corrections: tuple = ()  # ((alias, correctionlib file), ...)
 
@@ -40,7 +40,7 @@ class SelectionPlan:
         fingerprints); ``order`` keeps what the sequence of objects and steps decides.
 
         >>> plan = SelectionPlan((("jets", "Jet", "Jet.pt > 30"),), (("one", "ak.num(jets) >= 1"),), (), (), None,
-        ...                      (), (), plugins=(("p", "/a/p.py"),))
+        ...                      (), (), plugins=(("p", "/a/p.py", "0" * 64),))
         >>> plan.excerpt()["objects"], plan.excerpt()["steps"], plan.excerpt()["order"]["steps"]
         ({'jets': {'from': 'Jet', 'where': 'Jet.pt > 30'}}, {'one': 'ak.num(jets) >= 1'}, ['one'])
         """
@@ -57,7 +57,7 @@ class SelectionPlan:
             "shape_variations": {name: dict(overrides) for name, overrides in self.shape_variations},
             "weight_variations": dict(self.weight_variations),
             "is_mc": self.is_mc,
-            "plugins": [alias for alias, _ in self.plugins],
+            "plugins": [alias for alias, *_ in self.plugins],
             "corrections": [alias for alias, _ in self.corrections],
         }
 
@@ -85,7 +85,7 @@ def plan_from_config(cfg: AnalysisConfig, dataset: str) -> SelectionPlan:
         shape_variations=tuple((v.name, tuple((t, e.text) for t, e in v.overrides.items()))
                                for v in cfg.shape_variations(dataset)),
         weight_variations=tuple((v.name, v.factor.text) for v in cfg.weight_variations(dataset)),
-        plugins=tuple((alias, plugin.source_path) for alias, plugin in cfg.plugins.items()),
+        plugins=tuple((alias, plugin.source_path, plugin.sha256) for alias, plugin in cfg.plugins.items()),
         is_mc=is_mc,
         corrections=tuple(sorted(cfg.correction_files().items())),
     )
@@ -148,9 +148,8 @@ def _compile(plan: SelectionPlan):
     if cached is not None and cached[0] == plan:
         return cached[1]
     functions = {}
-    from pathlib import Path
-    for alias, source in plan.plugins:
-        functions.update(load_plugin(alias, source, Path(".")).functions())
+    for alias, source, sha256 in plan.plugins:
+        functions.update(trusted_plugin(alias, source, sha256).functions())
     for alias, path in plan.corrections:
         functions.update(corrections.functions(alias, path))
 

@@ -260,7 +260,7 @@ class Ranking:
         return list(zip(self.labels, self.prefit_up, self.prefit_down, self.postfit_up, self.postfit_down))
 
     def to_dict(self) -> dict:
-        return {"format": RANKING_FORMAT, "version": VERSION, **_finite(asdict(self))}
+        return {"format": RANKING_FORMAT, "version": VERSION, **_finite(_timeless(asdict(self)))}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True, allow_nan=False)
@@ -286,6 +286,11 @@ class Ranking:
         return RankingResults(np.asarray(self.bestfit), np.asarray(self.uncertainty), list(self.labels),
                               np.asarray(self.prefit_up), np.asarray(self.prefit_down),
                               np.asarray(self.postfit_up), np.asarray(self.postfit_down))
+
+
+def _timeless(record: dict) -> dict:
+    """A result without its wall-clock time (that goes in provenance): one key, one set of bytes."""
+    return {k: v for k, v in record.items() if k != "seconds"}
 
 
 @dataclass(frozen=True)
@@ -316,7 +321,7 @@ class Significance:
             object.__setattr__(self, name, float(value) if finite else None)   # frozen
 
     def to_dict(self) -> dict:
-        return {"format": SIGNIFICANCE_FORMAT, "version": VERSION, **_finite(asdict(self))}
+        return {"format": SIGNIFICANCE_FORMAT, "version": VERSION, **_finite(_timeless(asdict(self)))}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True, allow_nan=False)

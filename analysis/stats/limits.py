@@ -51,7 +51,8 @@ class LimitResult:
     version: int = 1
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(asdict(self), indent=indent, sort_keys=True)
+        record = {k: v for k, v in asdict(self).items() if k != "seconds"}    # timing: in provenance
+        return json.dumps(record, indent=indent, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "LimitResult":

@@ -15,9 +15,9 @@ What a hit trusts is the same as for input files (docs/explanation.md).
 >>> cache = CodeCache(folder / "code.json", {"pkg": folder / "pkg"})
 >>> cache.get("pkg.a:x") is None
 True
->>> cache.put("pkg.a:x", {"identity": "abc"}); cache.save()
+>>> cache.put("pkg.a:x", {"identity": "abc", "units": {}}); cache.save()
 >>> CodeCache(folder / "code.json", {"pkg": folder / "pkg"}).get("pkg.a:x")
-{'identity': 'abc'}
+{'identity': 'abc', 'units': {}}
 >>> _ = (folder / "pkg" / "a.py").write_text("x = 22\\n")
 >>> CodeCache(folder / "code.json", {"pkg": folder / "pkg"}).get("pkg.a:x") is None
 True
@@ -58,8 +58,10 @@ class CodeCache:
         self._dirty = False
         try:
             stored = json.loads(path.read_text())
-            if stored.get("stamp") == self.stamp:
-                self._entries = stored["classes"]
+            classes = stored["classes"] if stored.get("stamp") == self.stamp else {}
+            if all(isinstance(r, dict) and isinstance(r.get("identity"), str) and isinstance(r.get("units"), dict)
+                   for r in classes.values()):        # a damaged cache is ignored, then rewritten
+                self._entries = classes
         except (OSError, ValueError, KeyError, AttributeError):
             pass
 

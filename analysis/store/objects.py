@@ -5,11 +5,16 @@ Layout under ``$HEIRLOOM_STORE`` (default ``./store``)::
     objects/<Family>/<key[:2]>/<key>/        one committed output: files + provenance.json
     by-name/<analysis>/<Family>/<label>      symlink to the newest output of that task
     tmp/                                     staging area; a crash leaves debris only here
+    locks/                                   one lock file (host, pid, lease) per key being computed
+    quarantine/                              damaged objects moved aside, each with a .why note
     manifests/                               cached identities of raw input files
     runs.jsonl                               one line per task that ran (what, key, when)
 
-An output is complete exactly when its directory exists under ``objects/``: it is staged
-in ``tmp/`` and renamed into place in one atomic step, after its provenance is written.
+An output is staged in ``tmp/`` and renamed into place in one atomic step, after its
+provenance is written; it counts as complete when that record lists files that exist
+with their sizes (:mod:`analysis.store.integrity`). While a task computes a key it holds
+that key's lock (:mod:`analysis.store.locks`). Every path written or linked resolves
+inside the store.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ import hashlib
 import json
 import os
 import shutil
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
+
+from analysis.errors import StoreError
 
 KEY_LENGTH = 40
 
@@ -51,12 +57,41 @@ def compute_key(components: dict) -> str:
     return hashlib.sha256(canonical_json(components).encode()).hexdigest()[:KEY_LENGTH]
 
 
+def safe_component(name: str, what: str) -> str:
+    """``name`` if it is one plain path component (no ``/``, not ``.`` or ``..``), else a
+    StoreError: nothing a config names can make the store write outside itself.
+
+    >>> safe_component("ttbar__0", "label")
+    'ttbar__0'
+    >>> safe_component("../../etc", "label")
+    Traceback (most recent call last):
+    analysis.errors.StoreError: label '../../etc' is not a plain name: the store writes only inside itself
+    """
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name \
+            or "\0" in name or os.sep in name or len(name.encode()) > 255:
+        raise StoreError(f"{what} {name!r} is not a plain name: the store writes only inside itself")
+    return name
+
+
+def inside(root: Path, path: Path) -> Path:
+    """``path`` if it resolves inside ``root`` (links followed), else a StoreError."""
+    real_root, real = os.path.realpath(root), os.path.realpath(path)
+    if real != real_root and not real.startswith(real_root + os.sep):
+        raise StoreError(f"{path} resolves to {real}, outside the store {real_root}")
+    return path
+
+
 @dataclass(frozen=True)
 class Entry:
     """One output in the store, by task family and key."""
     family: str
     key: str
     root: Path
+
+    def __post_init__(self) -> None:
+        safe_component(self.family, "task family")
+        if not (self.key and all(c in "0123456789abcdef" for c in self.key)):
+            raise StoreError(f"{self.key!r} is not a key (hexadecimal)")
 
     @property
     def path(self) -> Path:
@@ -87,6 +122,7 @@ def staging(target: Entry) -> Iterator[Path]:
     stage.mkdir()
     try:
         yield stage
+        inside(target.root / "objects", target.path)
         target.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.rename(stage, target.path)
@@ -101,7 +137,8 @@ def staging(target: Entry) -> Iterator[Path]:
 
 def link_by_name(target: Entry, analysis: str, label: str) -> Path:
     """Point ``by-name/<analysis>/<family>/<label>`` at ``target`` (atomic replace)."""
-    link = target.root / "by-name" / analysis / target.family / label
+    link = by_name(target.root, analysis, target.family, label)
+    inside(target.root / "by-name", link.parent)         # no planted link leads out
     link.parent.mkdir(parents=True, exist_ok=True)
     tmp = link.with_name(f".{link.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}")
     os.symlink(os.path.relpath(target.path, link.parent), tmp)
@@ -110,7 +147,9 @@ def link_by_name(target: Entry, analysis: str, label: str) -> Path:
 
 
 def by_name(root: Path, analysis: str, family: str, label: str) -> Path:
-    return root / "by-name" / analysis / family / label
+    """Where the readable link of a task's newest output is (plain names only)."""
+    return root / "by-name" / safe_component(analysis, "analysis name") / safe_component(family, "task family") \
+        / safe_component(label, "label")
 
 
 def log_run(root: Path, record: dict) -> None:
@@ -129,33 +168,15 @@ def read_runs(root: Path | None = None) -> list[dict]:
     path = (root or store_root()) / "runs.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def clean_stale_staging(root: Path, max_age_s: float = 6 * 3600) -> int:
-    """Remove staging folders of processes that are gone (after ``kill -9``, a power cut)."""
-    tmp_root = root / "tmp"
-    removed = 0
-    if not tmp_root.is_dir():
-        return 0
-    for stage in tmp_root.iterdir():
+    records = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
         try:
-            pid = int(stage.name.rsplit("-", 2)[-2])
-        except (ValueError, IndexError):
-            pid = -1
-        alive = pid > 0 and _pid_alive(pid)
-        too_old = time.time() - stage.stat().st_mtime > max_age_s
-        if not alive or too_old:
-            shutil.rmtree(stage, ignore_errors=True)
-            removed += 1
-    return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or not {"task", "label", "key", "finished"} <= set(record):
+            raise StoreError(f"{path}:{number}: not a run record ({line[:60]!r}); remove or fix that line")
+        records.append(record)
+    return records

@@ -67,6 +67,7 @@ def build_record(*, key: str, components: dict, inputs: dict, started: str, outp
     ``components`` is the exact record hashed into ``key``; ``inputs`` maps an input
     name to ``{"key": ..., "family": ...}``.
     """
+    sums = file_checksums(outputs)
     record = {
         "key": key,
         "task": components.get("task"),
@@ -82,7 +83,8 @@ def build_record(*, key: str, components: dict, inputs: dict, started: str, outp
         "started": started,
         "finished": now(),
         "events_processed": events,
-        "outputs": file_checksums(outputs),
+        "outputs": sums,
+        "output_sizes": {name: (outputs / name).stat().st_size for name in sums},
     }
     if extra:
         record.update(extra)

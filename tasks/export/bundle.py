@@ -2,7 +2,8 @@
 
 The config is written with its ``extends:`` chain merged (one file, ``analysis.yaml``);
 plugin modules and correctionlib files are copied beside it (``plugins/``,
-``corrections/``) and referenced relatively, so the export folder travels as a whole
+``corrections/``) and referenced relatively, with a ``trusted-plugins.sha256`` that
+vouches for the plugins (the exporter trusted them; ``heirloom step`` honours it), so the export folder travels as a whole
 (REANA uploads it). Input data is not copied: ``files:``, ``external_histograms.file``
 and ``likelihood.archive`` become absolute paths (URLs stay as they are). The content
 of the copies is what the task keys fingerprint, so the bundle computes the same keys
@@ -19,6 +20,8 @@ import shutil
 from pathlib import Path
 
 import yaml
+
+from analysis.lang.trust import TRUST_FILE_NAME
 
 CONFIG_NAME = "analysis.yaml"
 HEADER = ("# Written by `heirloom export` from {source}: the config with its extends chain\n"
@@ -41,10 +44,8 @@ def bundled_config(cfg, outdir: Path) -> dict:
     data.pop("extends", None)
     for key in [k for k in data if k.startswith("x-")]:
         del data[key]
-    for alias, spec in data.get("plugins", {}).items():
-        source = cfg.file_of("plugins", alias).parent / spec
-        if source.is_file():                          # a file; a module name stays as it is
-            data["plugins"][alias] = _copy(source, outdir / "plugins")
+    for alias, plugin in cfg.plugins.items():
+        data["plugins"][alias] = _copy(Path(plugin.source_path), outdir / "plugins")
     for alias in data.get("corrections", {}):
         data["corrections"][alias] = _copy(Path(cfg.correction_files()[alias]), outdir / "corrections")
     for name, spec in data.get("datasets", {}).items():
@@ -62,6 +63,9 @@ def write_bundle(cfg, outdir: Path, source: str, name: str = CONFIG_NAME) -> str
     data = bundled_config(cfg, outdir)
     text = HEADER.format(source=source) + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
     (outdir / name).write_text(text)
+    if cfg.plugins:        # the exporter vouches for the plugins it copied (docs/security.md)
+        (outdir / TRUST_FILE_NAME).write_text("".join(
+            f"{plugin.sha256}  plugins/{Path(plugin.source_path).name}\n" for plugin in cfg.plugins.values()))
     return name
 
 

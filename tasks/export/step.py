@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from analysis.errors import HeirloomError
+from analysis.lang.trust import TRUST_FILE_NAME
 
 HOME = Path(__file__).resolve().parents[2]          # the folder with law.cfg
 RESULTS = ("poi", "significance", "limit")           # provenance entries copied into the publish file
@@ -47,6 +48,10 @@ def run_step(task: str, config: str, store: str, args: list[str], publish: str |
     argv = ["run", task, "--config", str(config_path), *args]
     print(f"heirloom step: law {' '.join(argv)} (store {store_path})", flush=True)
     os.environ["HEIRLOOM_STORE"] = str(store_path)
+    vouched = config_path.parent / TRUST_FILE_NAME     # a bundle's plugins (docs/security.md)
+    if vouched.is_file():
+        os.environ["HEIRLOOM_TRUSTED_PLUGINS"] = os.pathsep.join(
+            p for p in (os.environ.get("HEIRLOOM_TRUSTED_PLUGINS", ""), str(vouched)) if p)
     os.chdir(HOME)                         # law finds law.cfg and the task index here
     import law.cli.cli                     # in this process: one interpreter start per step
 

@@ -1,0 +1,160 @@
+"""What may flow through an expression, and how much an allowed function may allocate.
+
+The expression compiler (:mod:`analysis.lang.expr`) refuses constructs it does not
+know; this module holds by construction at evaluation: every intermediate value is
+checked, so that only event data (awkward arrays and records, numeric numpy arrays),
+numbers, strings written in the expression, slices and tuples/lists of those can ever
+be a value. A module, class, function, dict or any other object stops the evaluation,
+whatever chain of attributes, subscripts or calls produced it. Subscripts take only
+fields, integers, slices, ``None``/``...`` and masks or index arrays.
+
+The combinatorial functions are bounded before they run: :func:`combinatorics_bound`
+estimates the entries ``ak.combinations``/``ak.cartesian`` (and their ``arg`` forms)
+or ``ak.pad_none`` would make and refuses more than :data:`MAX_ENTRIES`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from analysis.errors import ExpressionError
+
+#: entries one combinatorial call may create (``$HEIRLOOM_MAX_ENTRIES`` overrides)
+MAX_ENTRIES = int(os.environ.get("HEIRLOOM_MAX_ENTRIES", 50_000_000))
+_NUMBERS = (bool, int, float, complex, type(None))
+_BOUNDED = frozenset({"combinations", "argcombinations", "cartesian", "argcartesian", "pad_none"})
+
+
+def _ak():
+    import awkward
+
+    return awkward
+
+
+def is_data(value: Any) -> bool:
+    """Event data: an awkward array or record, or a numeric numpy array or scalar.
+
+    >>> is_data(np.arange(3)), is_data(np.array([object()])), is_data({"a": 1})
+    (True, False, False)
+    """
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "biufcmMSU?"
+    if isinstance(value, np.generic):
+        return not isinstance(value, np.object_)
+    ak = _ak()
+    return isinstance(value, (ak.Array, ak.Record))
+
+
+def is_value(value: Any) -> bool:
+    """May ``value`` flow through an expression?
+
+    >>> is_value(3.5), is_value("up"), is_value((1, slice(None))), is_value(os)
+    (True, True, True, False)
+    """
+    if isinstance(value, _NUMBERS + (str, slice)) or value is Ellipsis:
+        return True
+    if isinstance(value, (tuple, list)):
+        return all(is_value(item) for item in value)
+    return is_data(value)
+
+
+def is_index(value: Any) -> bool:
+    """A subscript: a field, an integer, a slice, ``None``/``...``, a mask or index array,
+    a list of field names, or a tuple of those.
+
+    >>> is_index("pt"), is_index((slice(None), 0)), is_index(1.5)
+    (True, True, False)
+    """
+    if isinstance(value, (str, int, np.integer, slice, type(None))) or value is Ellipsis:
+        return not isinstance(value, bool)
+    if isinstance(value, tuple):
+        return all(is_index(item) for item in value)
+    if isinstance(value, list):
+        return all(isinstance(item, str) for item in value)
+    return is_data(value)
+
+
+def checked(fn: Callable[[Any], Any], error: Callable[[], ExpressionError]) -> Callable[[Any], Any]:
+    """Wrap a compiled node so that its value is checked every time it is computed."""
+    def node(ns):
+        value = fn(ns)
+        if not is_value(value):
+            err = error()
+            err.message = (f"{err.message} gave a value of type {type(value).__name__}, which expressions "
+                           "may not use (only event data, numbers and strings)")
+            err.args = (str(err),)
+            raise err
+        return value
+    return node
+
+
+def _entries(counts: Any) -> np.ndarray:
+    ak = _ak()
+    return np.asarray(ak.flatten(counts, axis=None) if isinstance(counts, ak.Array) else counts,
+                      dtype=np.float64)
+
+
+def _choose(n: np.ndarray, k: int) -> np.ndarray:
+    out = np.ones_like(n)
+    for i in range(k):
+        out *= np.clip(n - i, 0, None) / (i + 1)
+    return out
+
+
+def _estimate(name: str, args: tuple, kwargs: dict) -> float:
+    """Entries a combinatorial call would create (an upper bound)."""
+    ak = _ak()
+    first: Any = args[0] if args else kwargs.get("array", kwargs.get("arrays"))
+    if first is None:
+        return 0.0
+    if name == "pad_none":
+        target = args[1] if len(args) > 1 else kwargs.get("target", 0)
+        return float(len(first)) * max(int(target), 0)
+    if name.endswith("combinations"):
+        n = int(args[1] if len(args) > 1 else kwargs.get("n", 2))
+        axis = int(kwargs.get("axis", 1))
+        if axis == 0:
+            return float(math.comb(len(first), n))
+        counts = _entries(ak.num(first, axis=axis))
+        if kwargs.get("replacement"):
+            counts = counts + n - 1
+        return float(np.sum(_choose(counts, n)))
+    axis = int(args[1] if len(args) > 1 else kwargs.get("axis", 1))
+    arrays = list(first.values()) if isinstance(first, dict) else list(first or [])
+    if axis == 0:
+        return float(np.prod([float(len(a)) for a in arrays]))
+    product = None
+    for array in arrays:
+        counts = _entries(ak.num(array, axis=axis))
+        product = counts if product is None else product * counts
+    return float(np.sum(product)) if product is not None else 0.0
+
+
+def bounded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` (the awkward function ``name``), refusing calls that would allocate more than
+    :data:`MAX_ENTRIES` entries; other functions are returned as they are.
+
+    >>> import awkward as ak
+    >>> pairs = bounded("combinations", ak.combinations)
+    >>> len(pairs(ak.Array([[1, 2, 3]]), 2)[0])
+    3
+    """
+    if name not in _BOUNDED:
+        return fn
+
+    def call(*args, **kwargs):
+        try:
+            size = _estimate(name, args, kwargs)
+        except (TypeError, ValueError, AttributeError):
+            size = 0.0                  # the call itself will explain what is wrong with it
+        if size > MAX_ENTRIES:
+            raise ExpressionError(f"ak.{name} would create about {size:.3g} entries in this chunk; the limit is "
+                                  f"{MAX_ENTRIES:.3g} ($HEIRLOOM_MAX_ENTRIES): select fewer objects first",
+                                  reason="too large")
+        return fn(*args, **kwargs)
+    call.__name__ = fn.__name__
+    return call

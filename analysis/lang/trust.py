@@ -1,0 +1,134 @@
+"""Who may run code: the trust decision for plugin files named in a config.
+
+A config is data; a plugin is code. A plugin file runs only when it is trusted, by one
+of (``docs/security.md``):
+
+1. **the repository**: a file committed (tracked by git) in the repository that holds
+   Heirloom and its configs, such as ``configs/plugins/agc.py``;
+2. **you**: a file whose sha256 you approved with ``heirloom trust FILE``, recorded in
+   your trust file (``$HEIRLOOM_TRUST_FILE``, default
+   ``~/.config/heirloom/trusted-plugins.sha256``);
+3. **a trust file you name**: ``$HEIRLOOM_TRUSTED_PLUGINS`` lists files (separated by
+   ``:``) in ``sha256sum`` format, e.g. one committed with an analysis for its CI.
+
+Trust is by content: editing an approved file withdraws the approval until it is
+trusted again. Trust files use the ``sha256sum`` format (``<hex>  <path>``), so
+``sha256sum plugins/*.py > trusted-plugins.sha256`` writes one.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+#: the repository that holds Heirloom (analysis/ is its library folder)
+REPOSITORY = Path(__file__).resolve().parents[2]
+TRUST_FILE_NAME = "trusted-plugins.sha256"
+
+
+def user_trust_file() -> Path:
+    """Where ``heirloom trust`` records approvals.
+
+    >>> user_trust_file().suffix
+    '.sha256'
+    """
+    explicit = os.environ.get("HEIRLOOM_TRUST_FILE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "heirloom" / TRUST_FILE_NAME
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_trust_file(path: Path) -> set[str]:
+    """The sha256 digests listed in a ``sha256sum``-format file (missing file: none).
+
+    >>> read_trust_file(Path("/nonexistent"))
+    set()
+    """
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return set()
+    digests = set()
+    for line in text.splitlines():
+        word = line.strip().split(maxsplit=1)[0] if line.strip() else ""
+        if len(word) == 64 and all(c in "0123456789abcdef" for c in word.lower()):
+            digests.add(word.lower())
+    return digests
+
+
+def trust_sources() -> list[Path]:
+    """Every trust file consulted: yours, then those in ``$HEIRLOOM_TRUSTED_PLUGINS``."""
+    extra = [Path(p) for p in os.environ.get("HEIRLOOM_TRUSTED_PLUGINS", "").split(os.pathsep) if p]
+    return [user_trust_file(), *extra]
+
+
+@functools.lru_cache(maxsize=256)
+def _tracked(path: str, mtime_ns: int) -> bool:
+    """Is ``path`` committed in the Heirloom repository? (no git checkout: inside it)"""
+    git = shutil.which("git") or shutil.which("git", path=os.defpath)
+    if not (REPOSITORY / ".git").exists() or git is None:
+        return True                     # an unpacked release: its files are the release's
+    try:
+        out = subprocess.run([git, "-C", str(REPOSITORY), "ls-files", "--error-unmatch", "--", path],
+                             capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0
+
+
+def in_repository(path: Path) -> bool:
+    """A file committed in the repository that holds Heirloom (resolved: links do not count).
+
+    >>> in_repository(REPOSITORY / "configs" / "plugins" / "agc.py")
+    True
+    """
+    path = path.resolve()
+    if not path.is_relative_to(REPOSITORY):
+        return False
+    return _tracked(str(path.relative_to(REPOSITORY)), path.stat().st_mtime_ns)
+
+
+def trusted_by(path: Path, digest: str) -> str | None:
+    """Why the file at ``path`` with content ``digest`` may run, or None.
+
+    >>> trusted_by(Path("/tmp/evil.py"), "0" * 64) is None
+    True
+    """
+    if in_repository(path):
+        return "committed in the Heirloom repository"
+    for source in trust_sources():
+        if digest in read_trust_file(source):
+            return f"approved in {source}"
+    return None
+
+
+def trust(path: str | os.PathLike) -> tuple[str, Path]:
+    """Approve the file's current content: append its sha256 to your trust file.
+
+    Returns (digest, trust file). Approving twice records it once.
+    """
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a file")
+    digest = sha256_hex(path.read_bytes())
+    target = user_trust_file()
+    if digest not in read_trust_file(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a") as stream:
+            stream.write(f"{digest}  {path}\n")
+    return digest, target
+
+
+def untrusted_message(alias: str, path: Path, digest: str) -> str:
+    """The one line that says a plugin will not run, and how to allow it."""
+    return (f"plugin '{alias}' is not trusted, so it will not run: {path} (sha256 {digest[:16]}...) is code, "
+            f"not data. Read it; if you trust it, run: heirloom trust {path}")
