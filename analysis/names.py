@@ -50,7 +50,7 @@ def bad_name(name: object) -> str | None:
     >>> bad_name("4j1b") is None, bad_name("..") is not None
     (True, True)
     """
-    if isinstance(name, str) and _NAME.match(name):
+    if isinstance(name, str) and _NAME.fullmatch(name):
         return None
     return (f"{name!r} is not a valid name: use letters, digits, '_' and '-', "
             "starting with a letter or digit")

@@ -269,6 +269,7 @@ class HeirloomTask(law.Task):
     def run(self):
         target = self.store_entry()
         store.by_name(target.root, self.cfg.name, self.task_family, self.label())   # names stay inside
+        store.check_layout(target.root)
         locks.clean_stale_staging(target.root)
         with locks.hold(target.root, self.task_family, self.key(), is_done=self.complete,
                         on_wait=self._waiting) as mine:

@@ -239,7 +239,7 @@ def _verify(args) -> None:
         return
     if not (args.all or args.config):
         raise HeirloomError("say what to verify: --all, --config C, or --inputs")
-    root = store.store_root()
+    root = store.check_layout(store.store_root())
     entries = maintenance.all_entries(root)
     if args.config:
         wanted = maintenance.reachable([args.config])
@@ -258,7 +258,7 @@ def _gc(args) -> None:
 
     if not args.config and args.older_than is None:
         raise HeirloomError("say what to keep: --config C (repeatable) and/or --older-than DAYS")
-    root = store.store_root()
+    root = store.check_layout(store.store_root())
     keep = maintenance.reachable(args.config) if args.config else None
     chosen = maintenance.collect(root, keep=keep, older_than_days=args.older_than)
     total = sum(size for _, size in chosen)

@@ -111,26 +111,54 @@ def jets():
 def test_no_module_function_or_dict_is_ever_a_value(jets, text):
     with pytest.raises(ExpressionError) as err:
         evaluate(text, {"Jet": jets, "jets": jets})
-    assert "may not use" in str(err.value) or "only" in str(err.value)
+    assert any(words in str(err.value) for words in ("may not use", "only", "not allowed"))
 
 
 def test_subscripts_take_fields_integers_slices_and_masks_only(jets):
     assert evaluate("ak.num(Jet.pt[Jet.pt > 45])", {"Jet": jets}).tolist() == [3, 1]
     assert evaluate("Jet[:, :1].pt", {"Jet": jets}).tolist() == [[40.0], [60.0]]
-    with pytest.raises(ExpressionError, match="subscript"):
-        evaluate("Jet.pt[1.5]", {"Jet": jets})
+    for text in ("Jet.pt[1.5]", "ak.sum(Jet.pt[:, None] * Jet.pt[None, :])"):    # None: an N x N broadcast
+        with pytest.raises(ExpressionError, match="subscript"):
+            evaluate(text, {"Jet": jets})
+
+
+@pytest.mark.parametrize("text", ["np.power(Jet.pt, 3, dtype='O')", "np.clip(x, 0, 1, out=x)",
+                                  "(1 << 90000) * (1 << 90000)"])
+def test_keywords_that_write_or_retype_and_huge_integers_are_refused(jets, text):
+    import numpy as np
+
+    x = np.arange(3.0)
+    with pytest.raises(ExpressionError, match="not allowed|too large"):
+        evaluate(text, {"Jet": jets, "x": x})
+    assert x.tolist() == [0.0, 1.0, 2.0]
 
 
 @pytest.mark.parametrize("text", ["ak.combinations(Jet, 3)", "ak.cartesian([Jet, Jet, Jet, Jet])",
-                                  "ak.pad_none(Jet.pt, 1000000000)"])
+                                  "ak.pad_none(Jet.pt, 1000000000)", "Jet.metric_table(Jet)",
+                                  "Jet.nearest(Jet, axis=0)", "ak.pad_none(ak.combinations(Jet, 1), 100, 2)",
+                                  "ak.cartesian([ak.mask(Jet, Jet.pt > 0), Jet, Jet])", "ak.combinations(Jet, 99)"])
 def test_combinatorics_are_bounded_before_they_run(jets, text, monkeypatch):
     from analysis.lang import sandbox
 
     many = ak.concatenate([jets[:1, :1]] * 20, axis=1)[[0] * 1000]    # 1000 events of 20 jets
-    monkeypatch.setattr(sandbox, "MAX_ENTRIES", 500_000)
-    with pytest.raises(ExpressionError, match="the limit is"):
+    monkeypatch.setattr(sandbox, "MAX_ENTRIES", 300_000)
+    with pytest.raises(ExpressionError, match="the limit is|takes n from"):
         evaluate(text, {"Jet": many})
     assert ak.sum(ak.num(evaluate("ak.combinations(Jet, 2)", {"Jet": many}))) == 190_000   # allowed
+
+
+def test_heirloom_modules_are_not_plugins(tmp_path):
+    config = small_demo(tmp_path, extra=f"plugins:\n  c: {ROOT / 'tasks' / 'cli.py'}\n")
+    with pytest.raises(ConfigError, match="not trusted"):
+        load_config(config)
+
+
+def test_the_repository_trust_file_lists_exactly_its_plugins():
+    from analysis.lang.trust import read_trust_file, repository_trust_file, sha256_hex
+
+    plugins = sorted((ROOT / "configs" / "plugins").glob("*.py"))
+    assert plugins and read_trust_file(repository_trust_file()) == {sha256_hex(p.read_bytes()) for p in plugins}, \
+        "update it: (cd configs && sha256sum plugins/*.py > trusted-plugins.sha256)"
 
 
 # --- names cannot write outside the store -------------------------------------------------
@@ -166,3 +194,38 @@ def test_store_refuses_paths_that_leave_it(tmp_path):
     with pytest.raises(StoreError, match="outside the store"):
         objects.link_by_name(target, "demo", "x")
     assert list(outside.iterdir()) == []
+
+
+def test_an_empty_file_list_is_a_located_config_error(tmp_path):
+    config = tmp_path / "fork.yaml"
+    config.write_text(f"extends: {small_demo(tmp_path)}\ndatasets:\n  ttbar:\n    files: []\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(config)
+    assert err.value.key == "datasets.ttbar.files" and err.value.line == 4 and "non-empty" in str(err.value)
+
+
+def test_names_with_a_trailing_newline_and_kernel_files_are_refused(tmp_path):
+    base = small_demo(tmp_path)
+    newline = tmp_path / "newline.yaml"
+    newline.write_text(f'extends: {base}\nname: "tiny\\n"\n')
+    proc = tmp_path / "proc.yaml"
+    proc.write_text("extends: /proc/self/environ\nname: x\n")
+    for config, key in ((newline, "name"), (proc, "extends")):
+        with pytest.raises(ConfigError) as err:
+            load_config(config)
+        assert err.value.key == key, str(err.value)
+
+
+def test_a_planted_link_in_the_store_stops_the_run(tmp_path):
+    victim = tmp_path / "victim"
+    (victim / "important").mkdir(parents=True)
+    old = 1_000_000_000
+    os.utime(victim / "important", (old, old))
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "tmp").symlink_to(victim)
+    proc = law_run("Generate", small_demo(tmp_path), store, "--dataset", "ttbar", check=False)
+    assert proc.returncode != 0 and "symbolic link" in proc.stdout + proc.stderr
+    assert (victim / "important").is_dir()
+    verify = heirloom("verify", "--all", store=store)
+    assert verify.returncode == 1 and "symbolic link" in verify.stderr

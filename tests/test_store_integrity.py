@@ -83,13 +83,11 @@ def test_tampered_histograms_are_named_quarantined_and_recomputed(shared, tmp_pa
     assert list((store / "quarantine" / "Histograms").glob("*.why"))
     assert [r["task"] for r in runs(store)[len(runs(base)):]] == ["Histograms", "Fit"]
     assert (obj(store, "Histograms") / "histograms.json").read_text() == text     # byte-identical again
-    fitted = json.loads((store / "by-name" / "fork" / "Fit" / "all" / "fit_result.json").read_text()) \
-        if (store / "by-name" / "fork").exists() else \
-        json.loads((obj(store, "Fit") / "fit_result.json").read_text())
+    fitted = json.loads((obj(store, "Fit") / "fit_result.json").read_text())      # the fork's fit
     assert fitted["bestfit"] == pytest.approx(poi_before, abs=1e-3)
 
 
-@pytest.mark.parametrize("damage", ["empty folder", "zero-byte png", "no provenance"])
+@pytest.mark.parametrize("damage", ["empty folder", "zero-byte png", "no provenance", "unlisted file"])
 def test_incomplete_objects_are_rerun(shared, tmp_path, damage):
     config, base, _, _ = shared
     store = copy_store(base, tmp_path)
@@ -99,13 +97,22 @@ def test_incomplete_objects_are_rerun(shared, tmp_path, damage):
             item.unlink()
     elif damage == "zero-byte png":
         next(plot.glob("*.png")).write_bytes(b"")
-    else:
+    elif damage == "no provenance":
         (plot / "provenance.json").unlink()
+    else:                                  # a file taken off the record (then edited unseen)
+        record = json.loads((plot / "provenance.json").read_text())
+        name = sorted(record["outputs"])[0]
+        del record["outputs"][name], record["output_sizes"][name]
+        (plot / "provenance.json").write_text(json.dumps(record))
     why = heirloom("why", "Plot", "--config", str(config), store=store)
     assert why.returncode == 0 and "damaged" in why.stdout and "Traceback" not in why.stderr
+    show = heirloom("show", "--config", str(config), store=store)
+    assert show.returncode == 1 and len(show.stderr.strip().splitlines()) == 1 and "Plot object" in show.stderr
     proc = law_run("Plot", config, store)
     assert [r["task"] for r in runs(store)[len(runs(base)):]] == ["Plot"], proc.stderr
     assert heirloom("verify", "--all", store=store).returncode == 0
+    recorded = lambda root: json.loads((obj(root, "Plot") / "provenance.json").read_text())["outputs"]  # noqa: E731
+    assert recorded(store) == recorded(base)         # the same bytes again: plots and tables
 
 
 def test_edited_fit_result_is_named_by_show(shared, tmp_path):
@@ -113,10 +120,17 @@ def test_edited_fit_result_is_named_by_show(shared, tmp_path):
     store = copy_store(base, tmp_path)
     path = obj(store, "Fit") / "fit_result.json"
     original = sha256(path)
-    path.write_text(path.read_text().replace('"bestfit": ', '"bestfit": 1', 1))
+    text = path.read_text()
+    at = text.index('"bestfit": ') + len('"bestfit": ')
+    at += next(i for i, c in enumerate(text[at:]) if c.isdigit())
+    path.write_text(text[:at] + str((int(text[at]) + 1) % 10) + text[at + 1:])     # same size, other value
     proc = heirloom("show", "--config", str(config), store=store)
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
     assert "Fit object" in proc.stderr and "damaged" in proc.stderr
+    assert heirloom("verify", "--config", str(config), store=store).returncode == 1     # quarantined
+    law_run("Fit", config, store)
+    assert [r["task"] for r in runs(store)[len(runs(base)):]] == ["Fit"]
+    assert sha256(obj(store, "Fit") / "fit_result.json") == original              # the same bytes again
 
 
 def test_verify_names_a_flipped_byte_in_a_skim_and_law_run_recomputes_it(shared, tmp_path):

@@ -168,6 +168,8 @@ def _parse(text: str, file: str) -> tuple[Any, yaml.Node | None]:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else None
         raise ConfigError(f"malformed YAML: {err.problem or err}", file=file, line=line) from None
+    except yaml.YAMLError as err:          # e.g. a ReaderError: characters YAML does not allow
+        raise ConfigError(f"not YAML text: {str(err).splitlines()[0]}", file=file) from None
     finally:
         loader.dispose()
 

@@ -12,7 +12,7 @@ import jsonschema
 
 from analysis.config.errors import ConfigError
 
-_NAME = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}
+_NAME = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*\Z"}     # \Z: no trailing newline
 _EXPR = {"type": "string", "minLength": 1}
 _NUMBER = {"type": "number"}
 _STRINGS = {"type": "array", "items": {"type": "string"}}

@@ -154,7 +154,8 @@ def agc_histograms(layout: Mapping) -> dict:
 
 def write_root(histograms: Mapping, path: str | Path) -> None:
     """Write :func:`agc_histograms` as the AGC's ``histograms.root`` (TH1D with Sumw2)."""
-    with recreate(path) as file:
+    identity = "|".join(f"{name}:{np.asarray(h.values()).tobytes().hex()}" for name, h in histograms.items())
+    with recreate(path, identity) as file:
         for name, h in histograms.items():
             file[name] = h
 

@@ -23,6 +23,7 @@ import dataclasses
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
@@ -339,7 +340,7 @@ def generate_events(process: str, n_events: int, seed: int, *, first_event: int 
 
 # ------------------------------------------------------------------------------ writing
 def write_nanoaod(path: str | os.PathLike, events_iter_or_dict: Mapping[str, Any] | Iterable[Mapping[str, Any]],
-                  *, tree: str = "Events") -> int:
+                  *, tree: str = "Events", identity: str | None = None) -> int:
     """Write one event dict or an iterable of them as a NanoAOD-style TTree; return entries.
 
     The file appears atomically: it is written to a hidden temporary file in the same
@@ -353,7 +354,7 @@ def write_nanoaod(path: str | os.PathLike, events_iter_or_dict: Mapping[str, Any
     chunks = [events_iter_or_dict] if isinstance(events_iter_or_dict, Mapping) else events_iter_or_dict
     path = Path(path)
     entries, out = 0, None
-    with recreate(path) as f:
+    with recreate(path, identity or uuid.uuid4().hex) as f:      # no identity given: a fresh UUID
         for chunk in chunks:
             chunk = {k: ak.Array(v) for k, v in chunk.items()}
             if out is None:
@@ -386,7 +387,8 @@ def generate_file(path: str | os.PathLike, process: str, n_events: int, seed: in
     """
     if chunk_size <= 0:
         raise ValueError("chunk_size must be positive")
-    return write_nanoaod(path, _chunks(process, n_events, seed, chunk_size, params))
+    return write_nanoaod(path, _chunks(process, n_events, seed, chunk_size, params),
+                         identity=f"generate|{process}|{n_events}|{seed}|{sorted((params or {}).items())}")
 
 
 def generate_mixture(path: str | os.PathLike, expected: Mapping[str, float], seed: int, *, chunk_size: int = 200_000,
@@ -422,7 +424,7 @@ def generate_mixture(path: str | os.PathLike, expected: Mapping[str, float], see
             ids = _event_ids(np.arange(start, stop, dtype=np.uint64))
             yield {**{k: ak.Array(v) for k, v in ids.items()}, **{k: v[start:stop] for k, v in merged.items()}}
 
-    write_nanoaod(path, chunks())
+    write_nanoaod(path, chunks(), identity=f"mixture|{sorted(expected.items())}|{seed}|{sorted((params or {}).items())}")
     return {p: counts[p] for p in expected}
 
 

@@ -104,6 +104,26 @@ def _no_missing(array, path: str, name: str):
 SKIM_TREE = "Events"
 
 
+def content_digest(arrays: dict) -> str:
+    """BLAKE3 of named arrays' buffers (what a written file holds, for its UUID).
+
+    >>> import numpy as np
+    >>> content_digest({"x": np.arange(3)}) == content_digest({"x": np.arange(3)})
+    True
+    """
+    import awkward as ak
+    from blake3 import blake3
+
+    digest = blake3()
+    for name in sorted(arrays):
+        form, length, buffers = ak.to_buffers(ak.Array(arrays[name]) if not isinstance(arrays[name], ak.Array)
+                                              else arrays[name])
+        digest.update(f"{name}|{form.to_json()}|{length}".encode())
+        for key in sorted(buffers):
+            digest.update(memoryview(buffers[key]).cast("B"))
+    return digest.hexdigest()
+
+
 def write_tree(path: Path, arrays: dict, tree: str = SKIM_TREE) -> None:
     """Write flat NanoAOD branches as a TTree (``mktree`` + ``extend``, never an RNTuple).
 
@@ -126,7 +146,7 @@ def write_tree(path: Path, arrays: dict, tree: str = SKIM_TREE) -> None:
     for prefix, fields in jagged.items():
         grouped[prefix] = ak.zip(fields)
     # LZ4 decompresses several times faster than uproot's default zlib; skims are read often
-    with recreate(path, compression=uproot.LZ4(1)) as handle:
+    with recreate(path, content_digest(grouped), compression=uproot.LZ4(1)) as handle:
         types = {name: array.type.content if hasattr(array, "type") else array.dtype
                  for name, array in grouped.items()}
         out = handle.mktree(tree, types, counter_name=lambda counted: "n" + counted,

@@ -76,7 +76,7 @@ NP_FUNCTIONS = frozenset({
     "arccos", "arcsin", "arctan", "arctan2", "hypot", "where", "minimum", "maximum",
     "clip", "sign", "floor", "ceil", "isfinite", "isnan", "square", "power",
 })
-NP_CONSTANTS = frozenset({"pi", "e", "inf", "nan", "newaxis"})
+NP_CONSTANTS = frozenset({"pi", "e", "inf", "nan"})
 METHODS = frozenset({"delta_r", "delta_phi", "metric_table", "nearest", "add"})
 CONSTANT_TYPES = (bool, int, float, str, type(None))
 RESERVED_NAMES = frozenset(dir(builtins)) | {"ak", "np"}
@@ -159,7 +159,8 @@ def _guarded(op, a, b):
     """Apply ``op``, refusing absurdly large Python ints and string repetition/formatting."""
     if isinstance(a, int) and isinstance(b, int) and (
             (op is operator.pow and b > 0 and a.bit_length() * b > _MAX_INT_BITS)
-            or (op is operator.lshift and b > _MAX_INT_BITS)):
+            or (op is operator.lshift and b > _MAX_INT_BITS)
+            or (op is operator.mul and a.bit_length() + b.bit_length() > _MAX_INT_BITS)):
         raise ExpressionError("integer result too large", reason="integer too large")
     if isinstance(a, str) or isinstance(b, str):
         raise ExpressionError("string repetition/formatting is not allowed", reason="string op")
@@ -401,6 +402,9 @@ class _Compiler:
                 raise self.error(kw.value, "**kwargs is not allowed", "construct not allowed")
             if kw.arg.startswith("_"):
                 raise self.error(kw.value, f"keyword {kw.arg!r} is not allowed", "private keyword")
+            if kw.arg in sandbox.FORBIDDEN_KEYWORDS and qual not in self.plugins:
+                raise self.error(kw.value, f"keyword {kw.arg!r} is not allowed (it writes, retypes or re-wraps "
+                                 "the result)", "keyword not allowed")
         if qual in ("min", "max") and (len(node.args) < 2 or node.keywords):
             raise self.error(node, f"{qual}() takes two or more positional arguments; "
                              f"use ak.{qual}(x, axis=...) to reduce an array", "bad arguments")
@@ -423,7 +427,8 @@ class _Compiler:
                 bound = getattr(owner, attr)
             except AttributeError:
                 raise missing() from None
-            return bound(*[a(ns) for a in args], **{k: v(ns) for k, v in kwargs.items()})
+            call = sandbox.bounded_method(attr, owner, bound) if attr in ("metric_table", "nearest") else bound
+            return call(*[a(ns) for a in args], **{k: v(ns) for k, v in kwargs.items()})
         return call_method
 
 

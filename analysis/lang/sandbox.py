@@ -26,7 +26,8 @@ from analysis.errors import ExpressionError
 #: entries one combinatorial call may create (``$HEIRLOOM_MAX_ENTRIES`` overrides)
 MAX_ENTRIES = int(os.environ.get("HEIRLOOM_MAX_ENTRIES", 50_000_000))
 _NUMBERS = (bool, int, float, complex, type(None))
-_BOUNDED = frozenset({"combinations", "argcombinations", "cartesian", "argcartesian", "pad_none"})
+_BOUNDED = frozenset({"combinations", "argcombinations", "cartesian", "argcartesian", "pad_none",
+                      "metric_table", "nearest"})
 
 
 def _ak():
@@ -63,13 +64,14 @@ def is_value(value: Any) -> bool:
 
 
 def is_index(value: Any) -> bool:
-    """A subscript: a field, an integer, a slice, ``None``/``...``, a mask or index array,
-    a list of field names, or a tuple of those.
+    """A subscript: a field, an integer, a slice, ``...``, a mask or index array, a list of
+    field names, or a tuple of those. ``None`` (a new axis) is refused: broadcasting
+    against it makes an N x N array no bound sees coming.
 
     >>> is_index("pt"), is_index((slice(None), 0)), is_index(1.5)
     (True, True, False)
     """
-    if isinstance(value, (str, int, np.integer, slice, type(None))) or value is Ellipsis:
+    if isinstance(value, (str, int, np.integer, slice)) or value is Ellipsis:
         return not isinstance(value, bool)
     if isinstance(value, tuple):
         return all(is_index(item) for item in value)
@@ -92,10 +94,25 @@ def checked(fn: Callable[[Any], Any], error: Callable[[], ExpressionError]) -> C
     return node
 
 
+#: the largest ``n`` of ``ak.combinations`` (its cost grows like 2**len where n > len)
+MAX_COMBINATION_N = 8
+#: keywords no expression may pass to a library function (they write, retype or re-wrap)
+FORBIDDEN_KEYWORDS = frozenset({"out", "dtype", "where", "casting", "order", "subok", "signature", "extobj",
+                                "highlevel", "behavior", "attrs", "axes", "initial"})
+
+
 def _entries(counts: Any) -> np.ndarray:
     ak = _ak()
-    return np.asarray(ak.flatten(counts, axis=None) if isinstance(counts, ak.Array) else counts,
-                      dtype=np.float64)
+    if isinstance(counts, ak.Array):
+        counts = ak.flatten(ak.fill_none(counts, 0), axis=None)
+    return np.asarray(counts, dtype=np.float64)
+
+
+def _lists_at(array: Any, axis: int) -> float:
+    """How many lists ``array`` has at ``axis`` (``pad_none`` pads each of them)."""
+    if axis <= 1:
+        return float(len(array))
+    return float(np.sum(_entries(_ak().num(array, axis=axis - 1))))
 
 
 def _choose(n: np.ndarray, k: int) -> np.ndarray:
@@ -113,9 +130,17 @@ def _estimate(name: str, args: tuple, kwargs: dict) -> float:
         return 0.0
     if name == "pad_none":
         target = args[1] if len(args) > 1 else kwargs.get("target", 0)
-        return float(len(first)) * max(int(target), 0)
+        axis = int(args[2] if len(args) > 2 else kwargs.get("axis", 1))
+        return (_lists_at(first, axis) if axis >= 1 else 1.0) * max(int(target), 0) + float(len(first))
+    if name in ("metric_table", "nearest"):                        # receiver x other, per event
+        other = args[1] if len(args) > 1 else kwargs.get("other")
+        if int(kwargs.get("axis", 1)) != 1:
+            return math.inf
+        return float(np.sum(_entries(ak.num(first, axis=1)) * _entries(ak.num(other, axis=1))))
     if name.endswith("combinations"):
         n = int(args[1] if len(args) > 1 else kwargs.get("n", 2))
+        if not 1 <= n <= MAX_COMBINATION_N:
+            raise ExpressionError(f"ak.{name} takes n from 1 to {MAX_COMBINATION_N}, not {n}", reason="too large")
         axis = int(kwargs.get("axis", 1))
         if axis == 0:
             return float(math.comb(len(first), n))
@@ -134,6 +159,13 @@ def _estimate(name: str, args: tuple, kwargs: dict) -> float:
     return float(np.sum(product)) if product is not None else 0.0
 
 
+def bounded_method(name: str, receiver: Any, method: Callable[..., Any]) -> Callable[..., Any]:
+    """A physics method of ``receiver`` (``metric_table``, ``nearest`` build tables of pairs),
+    bounded like :func:`bounded`."""
+    bound = bounded(name, lambda _receiver, *args, **kwargs: method(*args, **kwargs))
+    return lambda *args, **kwargs: bound(receiver, *args, **kwargs)
+
+
 def bounded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` (the awkward function ``name``), refusing calls that would allocate more than
     :data:`MAX_ENTRIES` entries; other functions are returned as they are.
@@ -149,10 +181,13 @@ def bounded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     def call(*args, **kwargs):
         try:
             size = _estimate(name, args, kwargs)
-        except (TypeError, ValueError, AttributeError):
-            size = 0.0                  # the call itself will explain what is wrong with it
+        except ExpressionError:
+            raise
+        except Exception as err:        # what cannot be bounded does not run
+            raise ExpressionError(f"cannot bound the size of {name}(...) here ({type(err).__name__}: {err})",
+                                  reason="unbounded") from None
         if size > MAX_ENTRIES:
-            raise ExpressionError(f"ak.{name} would create about {size:.3g} entries in this chunk; the limit is "
+            raise ExpressionError(f"{name} would create about {size:.3g} entries in this chunk; the limit is "
                                   f"{MAX_ENTRIES:.3g} ($HEIRLOOM_MAX_ENTRIES): select fewer objects first",
                                   reason="too large")
         return fn(*args, **kwargs)

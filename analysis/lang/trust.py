@@ -3,8 +3,8 @@
 A config is data; a plugin is code. A plugin file runs only when it is trusted, by one
 of (``docs/security.md``):
 
-1. **the repository**: a file committed (tracked by git) in the repository that holds
-   Heirloom and its configs, such as ``configs/plugins/agc.py``;
+1. **the repository**: a file whose sha256 is listed in ``configs/trusted-plugins.sha256``,
+   committed with Heirloom's own configs (``configs/plugins/agc.py`` and ``adl.py``);
 2. **you**: a file whose sha256 you approved with ``heirloom trust FILE``, recorded in
    your trust file (``$HEIRLOOM_TRUST_FILE``, default
    ``~/.config/heirloom/trusted-plugins.sha256``);
@@ -18,11 +18,8 @@ trusted again. Trust files use the ``sha256sum`` format (``<hex>  <path>``), so
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 #: the repository that holds Heirloom (analysis/ is its library folder)
@@ -71,30 +68,13 @@ def trust_sources() -> list[Path]:
     return [user_trust_file(), *extra]
 
 
-@functools.lru_cache(maxsize=256)
-def _tracked(path: str, mtime_ns: int) -> bool:
-    """Is ``path`` committed in the Heirloom repository? (no git checkout: inside it)"""
-    git = shutil.which("git") or shutil.which("git", path=os.defpath)
-    if not (REPOSITORY / ".git").exists() or git is None:
-        return True                     # an unpacked release: its files are the release's
-    try:
-        out = subprocess.run([git, "-C", str(REPOSITORY), "ls-files", "--error-unmatch", "--", path],
-                             capture_output=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return out.returncode == 0
+def repository_trust_file() -> Path:
+    """The trust file committed with Heirloom's own configs (its plugins' sha256).
 
-
-def in_repository(path: Path) -> bool:
-    """A file committed in the repository that holds Heirloom (resolved: links do not count).
-
-    >>> in_repository(REPOSITORY / "configs" / "plugins" / "agc.py")
-    True
+    >>> repository_trust_file().relative_to(REPOSITORY).as_posix()
+    'configs/trusted-plugins.sha256'
     """
-    path = path.resolve()
-    if not path.is_relative_to(REPOSITORY):
-        return False
-    return _tracked(str(path.relative_to(REPOSITORY)), path.stat().st_mtime_ns)
+    return REPOSITORY / "configs" / TRUST_FILE_NAME
 
 
 def trusted_by(path: Path, digest: str) -> str | None:
@@ -103,9 +83,7 @@ def trusted_by(path: Path, digest: str) -> str | None:
     >>> trusted_by(Path("/tmp/evil.py"), "0" * 64) is None
     True
     """
-    if in_repository(path):
-        return "committed in the Heirloom repository"
-    for source in trust_sources():
+    for source in [repository_trust_file(), *trust_sources()]:
         if digest in read_trust_file(source):
             return f"approved in {source}"
     return None

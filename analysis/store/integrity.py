@@ -24,7 +24,7 @@ import os
 import time
 from pathlib import Path
 
-from analysis.store.objects import Entry
+from analysis.store.objects import Entry, check_layout
 
 PROVENANCE = "provenance.json"
 _INTACT: dict[str, tuple] = {}
@@ -67,9 +67,16 @@ def incomplete(entry: Entry) -> str | None:
     record, problem = _record(entry)
     if record is None:
         return problem
-    for name, path, _, size in _listed(entry, record):
+    listed = _listed(entry, record)
+    present = {str(p.relative_to(entry.path)) for p in entry.path.rglob("*") if not p.is_dir()}
+    unlisted = sorted(present - {name for name, *_ in listed} - {PROVENANCE})
+    if unlisted:
+        return f"{unlisted[0]}: a file the provenance record does not list"
+    for name, path, _, size in listed:
         if not _inside(entry.path, path):
             return f"{name}: listed outside the object"
+        if path.is_symlink():
+            return f"{name} is a symbolic link"
         try:
             actual = path.stat().st_size
         except OSError:
@@ -102,6 +109,7 @@ def damage(entry: Entry, *, recheck: bool = False) -> list[str]:
 
 def quarantine(entry: Entry, problems: list[str]) -> Path:
     """Move a damaged object out of ``objects/`` (kept, with a note, under ``quarantine/``)."""
+    check_layout(entry.root)
     folder = entry.root / "quarantine" / entry.family
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{entry.key}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}"

@@ -68,7 +68,7 @@ def safe_component(name: str, what: str) -> str:
     analysis.errors.StoreError: label '../../etc' is not a plain name: the store writes only inside itself
     """
     if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name \
-            or "\0" in name or os.sep in name or len(name.encode()) > 255:
+            or any(ord(c) < 32 for c in name) or os.sep in name or len(name.encode()) > 255:
         raise StoreError(f"{what} {name!r} is not a plain name: the store writes only inside itself")
     return name
 
@@ -79,6 +79,23 @@ def inside(root: Path, path: Path) -> Path:
     if real != real_root and not real.startswith(real_root + os.sep):
         raise StoreError(f"{path} resolves to {real}, outside the store {real_root}")
     return path
+
+
+#: the store's own folders and files: never symbolic links (a planted link would lead out)
+LAYOUT = ("objects", "by-name", "tmp", "locks", "quarantine", "manifests", "runs.jsonl")
+
+
+def check_layout(root: Path) -> Path:
+    """``root`` if none of its own folders is a symbolic link, else a StoreError.
+
+    >>> check_layout(outdir / "fresh-store").name
+    'fresh-store'
+    """
+    for name in LAYOUT:
+        if (root / name).is_symlink():
+            raise StoreError(f"{root / name} is a symbolic link; the store's own folders must be real folders "
+                             "inside it (remove the link)")
+    return root
 
 
 @dataclass(frozen=True)
@@ -156,7 +173,7 @@ def log_run(root: Path, record: dict) -> None:
     """Append one line to ``runs.jsonl`` (O_APPEND writes of one line are atomic)."""
     root.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(record, sort_keys=True) + "\n").encode()
-    fd = os.open(root / "runs.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(root / "runs.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
     try:
         os.write(fd, line)
     finally:
