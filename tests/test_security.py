@@ -114,6 +114,19 @@ def test_no_module_function_or_dict_is_ever_a_value(jets, text):
     assert any(words in str(err.value) for words in ("may not use", "only", "not allowed"))
 
 
+def test_a_cut_reading_the_environment_fails_the_task_in_one_line(tmp_path, store):
+    cut = "(ak.num(jets) >= 4) & ((jets[:, :1]).azimuthal.lib.f2py.os.environ['HOME'] == '/root')"
+    config = tmp_path / "leak.yaml"
+    config.write_text(f"extends: {small_demo(tmp_path)}\nselection:\n"
+                      "  - {name: one_lepton, cut: '(ak.num(electrons) + ak.num(muons)) == 1'}\n"
+                      f"  - {{name: four_jets, cut: \"{cut}\"}}\n")
+    load_config(config)                  # it passes the config check: only evaluation can catch it
+    proc = law_run("Select", config, store, "--dataset", "ttbar", check=False)
+    said = [line for line in proc.stderr.splitlines() if line.startswith("heirloom:")]
+    assert proc.returncode != 0 and len(said) == 1 and "may not use" in said[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not list((store / "objects").glob("Select/*/*"))
+
+
 def test_subscripts_take_fields_integers_slices_and_masks_only(jets):
     assert evaluate("ak.num(Jet.pt[Jet.pt > 45])", {"Jet": jets}).tolist() == [3, 1]
     assert evaluate("Jet[:, :1].pt", {"Jet": jets}).tolist() == [[40.0], [60.0]]

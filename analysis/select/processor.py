@@ -7,6 +7,7 @@ from typing import Any
 from coffea import processor
 from coffea.nanoevents import NanoAODSchema
 
+from analysis.errors import HeirloomError
 from analysis.select.selection import SelectionPlan, select_events
 from analysis.names import group_key
 
@@ -50,4 +51,12 @@ def run_selection(files: list, plan: SelectionPlan, executor: Any, *, tree: str 
     runner = processor.Runner(executor=executor, pre_executor=processor.IterativeExecutor(status=False),
                               schema=NanoAODSchema, chunksize=chunksize)
     fileset = {"dataset": {"files": {str(path): tree for path in files}}}
-    return runner(fileset, processor_instance=SelectProcessor(plan), treename=tree)
+    try:
+        return runner(fileset, processor_instance=SelectProcessor(plan), treename=tree)
+    except Exception as err:               # coffea wraps a chunk's error: say ours in one line
+        cause: BaseException | None = err
+        while cause is not None and not isinstance(cause, HeirloomError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise cause from None
