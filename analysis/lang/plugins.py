@@ -5,7 +5,8 @@ A config may call Python functions from files it lists under ``plugins:`` (alias
 ``subprocess`` is refused. A file runs only when trusted (:mod:`analysis.lang.trust`),
 and not when the config loads: its exported functions are read from its syntax tree
 (top-level ``def`` without a leading ``_``, narrowed by a literal ``__all__``; names it
-imports are never exported), and the file is executed at the first call, from the
+imports are never exported), as are the fields a function declares it reads
+(``f.reads = (...)``); the file is executed at the first call, from the
 bytes that were trusted (a file edited since is refused). Its normalised source enters
 the content address of every task whose expressions call it, so editing a plugin reruns
 exactly the tasks that use it.
@@ -34,11 +35,13 @@ _MODULES: dict[tuple[str, str], ModuleType] = {}
 
 @dataclass(frozen=True)
 class PluginFunction:
-    """A plugin's exported function, bound lazily: the file runs at the first call."""
+    """A plugin's exported function, bound lazily: the file runs at the first call.
+    ``reads``: the fields it declares it reads of a collection (``f.reads = (...)``)."""
 
     source_path: str
     sha256: str
     name: str
+    reads: tuple[str, ...] | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return getattr(_module(self.source_path, self.sha256), self.name)(*args, **kwargs)
@@ -50,6 +53,7 @@ class Plugin:
     source_path: str          # the resolved file
     sha256: str               # of the bytes that were trusted
     exports: tuple[str, ...]  # the functions expressions may call
+    reads: tuple[tuple[str, tuple[str, ...]], ...] = ()    # declared ``f.reads``, read statically
 
     @property
     def fingerprint(self) -> str:
@@ -64,7 +68,8 @@ class Plugin:
 
     def functions(self) -> dict[str, PluginFunction]:
         """The exported functions, as ``{"alias.name": callable}``."""
-        return {f"{self.alias}.{name}": PluginFunction(self.source_path, self.sha256, name)
+        reads = dict(self.reads)
+        return {f"{self.alias}.{name}": PluginFunction(self.source_path, self.sha256, name, reads.get(name))
                 for name in self.exports}
 
 
@@ -88,6 +93,41 @@ def exported_functions(source: str, filename: str = "<plugin>") -> tuple[str, ..
                 continue
             defined = [name for name in defined if name in listed]
     return tuple(sorted(set(defined)))
+
+
+def declared_reads(source: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``f.reads = (...)`` declarations at top level, read without running the file: a
+    tuple of strings, possibly ``+`` of module-level tuples.
+
+    >>> declared_reads("K = ('pt', 'eta')\\ndef f(j): ...\\nf.reads = K + ('mass',)")
+    (('f', ('pt', 'eta', 'mass')),)
+    """
+    known: dict[str, tuple] = {}
+    found = []
+
+    def value(node: ast.AST) -> tuple | None:
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left, right = value(node.left), value(node.right)
+            return left + right if left is not None and right is not None else None
+        if isinstance(node, ast.Name):
+            return known.get(node.id)
+        try:
+            literal = ast.literal_eval(node)
+        except (ValueError, SyntaxError):
+            return None
+        return tuple(literal) if isinstance(literal, (tuple, list)) and all(
+            isinstance(x, str) for x in literal) else None
+
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+            continue
+        target, result = node.targets[0], value(node.value)
+        if isinstance(target, ast.Name) and result is not None:
+            known[target.id] = result
+        elif isinstance(target, ast.Attribute) and target.attr == "reads" and isinstance(target.value, ast.Name) \
+                and result is not None:
+            found.append((target.value.id, result))
+    return tuple(found)
 
 
 def _read(path: Path) -> bytes:
@@ -120,9 +160,10 @@ def load_plugin(alias: str, spec: str, base_dir: Path) -> Plugin:
         raise PluginError(trust.untrusted_message(alias, path, digest))
     try:
         exports = exported_functions(data.decode(), str(path))
+        reads = declared_reads(data.decode())
     except (SyntaxError, UnicodeDecodeError, ValueError) as err:
         raise PluginError(f"plugin {path} is not valid Python: {err}") from None
-    return Plugin(alias, str(path), digest, exports)
+    return Plugin(alias, str(path), digest, exports, reads)
 
 
 def trusted_plugin(alias: str, source_path: str, sha256: str) -> Plugin:
@@ -131,7 +172,8 @@ def trusted_plugin(alias: str, source_path: str, sha256: str) -> Plugin:
     data = _read(Path(source_path))
     if trust.sha256_hex(data) != sha256:
         raise PluginError(f"plugin {source_path} changed since it was checked; run again")
-    return Plugin(alias, source_path, sha256, exported_functions(data.decode(), source_path))
+    return Plugin(alias, source_path, sha256, exported_functions(data.decode(), source_path),
+                  declared_reads(data.decode()))
 
 
 def _module(source_path: str, sha256: str) -> ModuleType:

@@ -244,7 +244,7 @@ class Ranking:
     strategy: int | None = None
     tolerance: float | None = None
     maxiter: int | None = None
-    seconds: float | None = None
+    seconds: float | None = field(default=None, compare=False)   # wall clock: provenance, not result
 
     def __post_init__(self) -> None:
         fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -312,7 +312,7 @@ class Significance:
     strategy: int | None = None
     tolerance: float | None = None
     maxiter: int | None = None
-    seconds: float | None = None
+    seconds: float | None = field(default=None, compare=False)   # wall clock: provenance, not result
 
     def __post_init__(self) -> None:
         for name in ("observed_significance", "expected_significance"):

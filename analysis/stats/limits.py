@@ -46,7 +46,7 @@ class LimitResult:
     observed: float
     expected: list
     scan: dict = field(default_factory=dict)      # poi values -> observed/expected CLs
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, compare=False)       # wall clock: provenance, not result
     format: str = "heirloom.limit"
     version: int = 1
 
