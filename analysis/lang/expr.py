@@ -132,8 +132,7 @@ class Expression:
 
 def _is_event_data(value: Any) -> bool:
     """Awkward arrays and records: what has fields, properties and physics methods."""
-    ak = _ak()
-    return isinstance(value, (ak.Array, ak.Record))
+    return isinstance(value, sandbox.awkward_types())
 
 
 def _elementwise(scalar_fn, ufunc):

@@ -26,6 +26,7 @@ from analysis.errors import ExpressionError
 #: entries one combinatorial call may create (``$HEIRLOOM_MAX_ENTRIES`` overrides)
 MAX_ENTRIES = int(os.environ.get("HEIRLOOM_MAX_ENTRIES", 50_000_000))
 _NUMBERS = (bool, int, float, complex, type(None))
+_PLAIN = _NUMBERS + (str, slice)
 _BOUNDED = frozenset({"combinations", "argcombinations", "cartesian", "argcartesian", "pad_none",
                       "metric_table", "nearest"})
 
@@ -36,18 +37,31 @@ def _ak():
     return awkward
 
 
+_DATA_TYPES: tuple = ()
+
+
+def awkward_types() -> tuple:
+    """(ak.Array, ak.Record), imported on first use (compiling a config stays fast)."""
+    global _DATA_TYPES
+    if not _DATA_TYPES:
+        ak = _ak()
+        _DATA_TYPES = (ak.Array, ak.Record)
+    return _DATA_TYPES
+
+
 def is_data(value: Any) -> bool:
     """Event data: an awkward array or record, or a numeric numpy array or scalar.
 
     >>> is_data(np.arange(3)), is_data(np.array([object()])), is_data({"a": 1})
     (True, False, False)
     """
+    if isinstance(value, _DATA_TYPES or awkward_types()):
+        return True
     if isinstance(value, np.ndarray):
         return value.dtype.kind in "biufcmMSU?"
     if isinstance(value, np.generic):
         return not isinstance(value, np.object_)
-    ak = _ak()
-    return isinstance(value, (ak.Array, ak.Record))
+    return False
 
 
 def is_value(value: Any) -> bool:
@@ -56,7 +70,7 @@ def is_value(value: Any) -> bool:
     >>> is_value(3.5), is_value("up"), is_value((1, slice(None))), is_value(os)
     (True, True, True, False)
     """
-    if isinstance(value, _NUMBERS + (str, slice)) or value is Ellipsis:
+    if isinstance(value, _PLAIN) or value is Ellipsis:
         return True
     if isinstance(value, (tuple, list)):
         return all(is_value(item) for item in value)
