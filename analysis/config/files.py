@@ -41,11 +41,11 @@ def regular_file(path: str | os.PathLike, *, limit: int, what: str) -> Path:
         raise ValueError(f"{what} not found: {path}") from None
     except (OSError, RuntimeError, ValueError) as err:   # RuntimeError: a symlink loop; ValueError: NUL
         raise ValueError(f"cannot read {what} {path}: {getattr(err, 'strerror', None) or err}") from None
-    if resolved.parts[1:2] in (("proc",), ("sys",), ("dev",)):   # files whose size says nothing
-        raise ValueError(f"{what} must be a regular file ({path} is in /{resolved.parts[1]})")
     if not stat.S_ISREG(info.st_mode):
         shown = str(path) if resolved == path.absolute() else f"{path} -> {resolved}"
         raise ValueError(f"{what} must be a regular file ({shown} is {file_kind(info.st_mode)})")
+    if resolved.parts[1:2] in (("proc",), ("sys",), ("dev",)):   # kernel files: their size says nothing
+        raise ValueError(f"{what} must be a regular file ({path} is a kernel file in /{resolved.parts[1]})")
     if info.st_size > limit:
         raise ValueError(f"{what} is {size_text(info.st_size, limit)}; the limit is {size_text(limit)}")
     return resolved
