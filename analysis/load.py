@@ -3,7 +3,8 @@
 :func:`analysis.config.read_config` checks the schema and the references inside a
 config. The sections that the higher layers read are checked by the code that reads
 them, here, before anything runs: external histograms (:mod:`analysis.hist.external`),
-the AGC layout names (:mod:`analysis.hist.agc_layout`), a limit's signal
+the AGC layout names (:mod:`analysis.hist.agc_layout`), the histograms' size
+(:mod:`analysis.hist.histograms`), a limit's signal
 (:mod:`analysis.stats.limits`) and a published likelihood
 (:mod:`analysis.likelihood.published`).
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 
 from analysis.config import AnalysisConfig, read_config
-from analysis.hist import agc_layout, external
+from analysis.hist import agc_layout, external, histograms
 from analysis.likelihood import published
 from analysis.stats import limits
 
@@ -31,6 +32,7 @@ def load_config(path: str | os.PathLike) -> AnalysisConfig:
         published.check_config(cfg)
     if cfg.data.get("external_histograms"):
         external.check_config(cfg)
+    histograms.check_size(cfg)
     if any("agc_name" in syst for syst in cfg.systematics.values()):
         agc_layout.check_config(cfg)
     if cfg.data.get("limit"):

@@ -242,3 +242,14 @@ def test_a_planted_link_in_the_store_stops_the_run(tmp_path):
     assert (victim / "important").is_dir()
     verify = heirloom("verify", "--all", store=store)
     assert verify.returncode == 1 and "symbolic link" in verify.stderr
+
+
+def test_histograms_too_big_for_memory_are_refused_at_load(tmp_path):
+    regions = "".join(f"  r{i}: {{cut: 'ak.num(jets) >= 4', observable: big}}\n" for i in range(40))
+    config = tmp_path / "big.yaml"
+    config.write_text(f"extends: {small_demo(tmp_path)}\nobservables:\n"
+                      "  big: {expr: 'MET.pt', bins: 100000, range: [0, 500]}\n"
+                      f"regions:\n{regions}")
+    with pytest.raises(ConfigError) as err:
+        load_config(config)
+    assert "cells" in str(err.value) and err.value.key.startswith("regions.r")

@@ -17,6 +17,29 @@ from analysis.names import NOMINAL, histogram_key, region_histogram_key, split_h
 
 
 
+#: histogram cells one dataset may book (bins + flow, x regions x observables x variations)
+MAX_CELLS = 20_000_000
+
+
+def check_size(cfg: Any) -> None:
+    """Refuse a config whose histograms would not fit in memory: every region books each
+    of its observables for the nominal and (roughly) two variations per systematic.
+
+    >>> check_size(load_config("configs/agc_ttbar.yaml"))   # about 20,000 cells: fine
+    """
+    from analysis.config.model import region_observables
+
+    variations = 1 + 2 * len(cfg.systematics)
+    cells = 0
+    for name, region in cfg.regions.items():
+        for observable in region_observables(region):
+            cells += (cfg.observables.get(observable, {}).get("bins", 0) + 2) * variations
+        if cells > MAX_CELLS:
+            raise cfg.error(f"the histograms would have about {cells:,} cells per dataset by this region "
+                            f"({variations} variations); the limit is {MAX_CELLS:,}: use fewer bins, "
+                            "observables or regions", "regions", name)
+
+
 def mc_scale(kind: str, xsec: float | None, lumi: float, cutflow: dict, event_weighted: bool) -> float:
     """The factor that normalises a dataset's histograms: ``xsec * lumi / N`` for MC, where N
     is the number of generated events (their sum of event weights when the config weights
