@@ -253,3 +253,19 @@ def test_histograms_too_big_for_memory_are_refused_at_load(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(config)
     assert "cells" in str(err.value) and err.value.key.startswith("regions.r")
+
+
+def test_heirloom_trust_approves_a_file_by_content(tmp_path, store):
+    plugin = tmp_path / "plugins" / "mine.py"
+    plugin.parent.mkdir()
+    plugin.write_text("def double(x):\n    return 2 * x\n")
+    config = small_demo(tmp_path, extra="plugins:\n  mine: plugins/mine.py\n")
+    env = dict(os.environ, HEIRLOOM_TRUST_FILE=str(tmp_path / "trusted.sha256"))
+    run = lambda *args: subprocess.run([str(VENV_BIN / "heirloom"), *args], cwd=ROOT, env=env,  # noqa: E731
+                                       capture_output=True, text=True, timeout=120)
+    assert run("show", "--config", str(config)).returncode == 2
+    done = run("trust", str(plugin))
+    assert done.returncode == 0 and "trusted" in done.stdout
+    assert run("show", "--config", str(config)).returncode == 0
+    missing = run("trust", str(tmp_path / "nowhere.py"))
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1

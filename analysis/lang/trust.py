@@ -22,6 +22,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from analysis.errors import PluginError
+
 #: the repository that holds Heirloom (analysis/ is its library folder)
 REPOSITORY = Path(__file__).resolve().parents[2]
 TRUST_FILE_NAME = "trusted-plugins.sha256"
@@ -96,7 +98,7 @@ def trust(path: str | os.PathLike) -> tuple[str, Path]:
     """
     path = Path(path).resolve()
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a file")
+        raise PluginError(f"cannot trust {path}: not a file")
     digest = sha256_hex(path.read_bytes())
     target = user_trust_file()
     if digest not in read_trust_file(target):
