@@ -131,6 +131,8 @@ def test_edited_fit_result_is_named_by_show(shared, tmp_path):
     law_run("Fit", config, store)
     assert [r["task"] for r in runs(store)[len(runs(base)):]] == ["Fit"]
     assert sha256(obj(store, "Fit") / "fit_result.json") == original              # the same bytes again
+    recorded = lambda root: json.loads((obj(root, "Fit") / "provenance.json").read_text())["outputs"]  # noqa: E731
+    assert recorded(store) == recorded(base)          # every file: templates.root, cabinetry's .npz
 
 
 def test_verify_names_a_flipped_byte_in_a_skim_and_law_run_recomputes_it(shared, tmp_path):

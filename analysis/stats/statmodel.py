@@ -25,6 +25,7 @@ from typing import Any, Mapping, cast
 
 import hist
 import numpy as np
+from analysis.io.root_file import recreate
 from analysis.names import NOMINAL, sample_variation
 
 DATA = "data"                        # sample name of the observed data in templates/config
@@ -167,15 +168,13 @@ def write_templates(histograms: Mapping, model: Mapping, path: str | Path) -> No
     >>> len(uproot.open(outdir / "templates.root").keys(cycle=False)) == len(templates(histograms, model))
     True
     """
-    import uproot
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with uproot.recreate(tmp) as out:
-        for name, h in templates(histograms, model).items():
+    shapes = templates(histograms, model)
+    identity = "|".join(f"{name}:{np.asarray(h.values()).tobytes().hex()}" for name, h in shapes.items())
+    with recreate(path, identity) as out:                  # the same templates, the same bytes
+        for name, h in shapes.items():
             out[name] = h
-    tmp.replace(path)
 
 
 def cabinetry_config(model: Mapping, fit_cfg: Mapping | None, template_path: str | Path,
@@ -186,7 +185,7 @@ def cabinetry_config(model: Mapping, fit_cfg: Mapping | None, template_path: str
     axes), are read from the template file. ``HistogramFolder`` is ``workdir/histograms``
     (``workdir`` defaults to the folder of the template file). ``fit_cfg`` is unused so far.
 
-    >>> config = cabinetry_config(model, {}, work / "templates.root")   # written by build_workspace
+    >>> config = cabinetry_config(model, {}, work / "templates.root")   # written by build_workspace (ws)
     >>> config["General"]["InputPath"]                                  # doctest: +ELLIPSIS
     '/.../templates.root:{RegionPath}__{SamplePath}__{VariationPath}'
     >>> [s["Name"] for s in config["Systematics"]]
@@ -294,6 +293,7 @@ def build_workspace(histograms: Mapping, model: Mapping, fit_cfg: Mapping | None
     logging.getLogger("cabinetry.histo").addFilter(_quiet_empty_bins)
     cabinetry.templates.collect(config, method="uproot")
     cabinetry.templates.postprocess(config)
+    _pin_zip_times(workdir / "histograms")
     workspace = cabinetry.workspace.build(config)
     # kept with paths relative to its folder: the output moves from staging into the
     # store (and stores move), so absolute paths would point nowhere
@@ -305,6 +305,21 @@ def build_workspace(histograms: Mapping, model: Mapping, fit_cfg: Mapping | None
 
 
 # ---- helpers ------------------------------------------------------------------------
+def _pin_zip_times(folder: Path) -> None:
+    """cabinetry's ``.npz`` templates are zip files that carry the time they were written;
+    rewrite them with a fixed time, so that the same fit gives the same bytes."""
+    import zipfile
+
+    for path in sorted(folder.glob("*.npz")):
+        with zipfile.ZipFile(path) as source:
+            members = [(info, source.read(info)) for info in source.infolist()]
+        tmp = path.with_name(path.name + ".tmp")
+        with zipfile.ZipFile(tmp, "w") as target:
+            for info, data in members:
+                pinned = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+                pinned.compress_type, pinned.external_attr = info.compress_type, info.external_attr
+                target.writestr(pinned, data)
+        tmp.replace(path)
 def _quiet_empty_bins(record: logging.LogRecord) -> bool:
     """Drop cabinetry's per-template 'has empty bins' warnings: sparse systematic
     templates of small backgrounds are normal and the lines drown the useful output."""
