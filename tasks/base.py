@@ -299,10 +299,14 @@ class HeirloomTask(law.Task):
         here, never used."""
         for task in self.input_tasks().values():
             entry = task.store_entry()
-            problems = integrity.damage(entry)
-            if problems:
-                if entry.path.exists():
+            if not integrity.damage(entry):
+                continue
+            with locks.hold(entry.root, entry.family, entry.key, on_wait=task._waiting,
+                            is_done=lambda e=entry: not integrity.damage(e)) as mine:
+                problems = integrity.damage(entry, recheck=True) if mine else []
+                if problems and entry.path.exists():      # under its lock: nobody is repairing it
                     self._set_aside(entry, problems)
+            if problems:
                 task.run()
 
     def _compute(self, target: store.Entry) -> None:

@@ -70,10 +70,10 @@ def reachable(configs: list[str]) -> set[tuple[str, str]]:
         seen.add(ident)
         try:
             keys.add((task.task_family, task.key()))
-            children = list(task.input_tasks().values())
-        except HeirloomError:                # a task this config cannot run (no model, say)
-            return
-        for child in children:
+        except HeirloomError as err:         # never guess: gc would delete what the config needs
+            raise HeirloomError(f"cannot compute the key of {task.task_family}[{task.label()}] of {task.config} "
+                                f"({err}); fix that first: nothing was removed or checked") from None
+        for child in task.input_tasks().values():
             visit(child)
 
     for config in configs:

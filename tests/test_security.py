@@ -149,7 +149,8 @@ def test_keywords_that_write_or_retype_and_huge_integers_are_refused(jets, text)
 @pytest.mark.parametrize("text", ["ak.combinations(Jet, 3)", "ak.cartesian([Jet, Jet, Jet, Jet])",
                                   "ak.pad_none(Jet.pt, 1000000000)", "Jet.metric_table(Jet)",
                                   "Jet.nearest(Jet, axis=0)", "ak.pad_none(ak.combinations(Jet, 1), 100, 2)",
-                                  "ak.cartesian([ak.mask(Jet, Jet.pt > 0), Jet, Jet])", "ak.combinations(Jet, 99)"])
+                                  "ak.cartesian([ak.mask(Jet, Jet.pt > 0), Jet, Jet])", "ak.combinations(Jet, 99)",
+                                  "ak.pad_none(Jet.pt, 1000, axis=-1)"])
 def test_combinatorics_are_bounded_before_they_run(jets, text, monkeypatch):
     from analysis.lang import sandbox
 
@@ -269,3 +270,25 @@ def test_heirloom_trust_approves_a_file_by_content(tmp_path, store):
     assert run("show", "--config", str(config)).returncode == 0
     missing = run("trust", str(tmp_path / "nowhere.py"))
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_odd_plugin_paths_and_correction_files_are_located_errors(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    for extra, key in (('plugins:\n  p: "a\\0.py"\n', "plugins.p"), (f"corrections:\n  c: {bad}\n", "corrections.c")):
+        folder = tmp_path / key
+        folder.mkdir()
+        with pytest.raises(ConfigError) as err:
+            load_config(small_demo(folder, extra=extra))
+        assert err.value.key == key, str(err.value)
+
+
+def test_gc_refuses_a_config_whose_keys_it_cannot_compute(tmp_path):
+    from analysis.errors import HeirloomError
+    from tasks.maintenance import reachable
+
+    config = tmp_path / "missing.yaml"
+    config.write_text(f"extends: {ROOT / 'configs' / 'cms2015_files.yaml'}\nname: gone\n"
+                      f"datasets:\n  ttbar_2015:\n    files: ['{tmp_path / 'nowhere.root'}']\n")
+    with pytest.raises(HeirloomError, match="cannot compute the key"):
+        reachable([str(config)])

@@ -65,7 +65,12 @@ def correction_names(path: str | Path) -> list:
     ['btag_var']
     """
     document = json.loads(_read(Path(path)))
-    return [c["name"] for c in document.get("corrections", []) + document.get("compound_corrections", [])]
+    entries = (document.get("corrections", []) + document.get("compound_corrections", [])
+               if isinstance(document, dict) else None)
+    if not isinstance(entries, list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str)
+                                                for c in entries):
+        raise ValueError("not a correctionlib file (no list of named corrections)")
+    return [c["name"] for c in entries]
 
 
 def fingerprint(path: str | Path) -> str:

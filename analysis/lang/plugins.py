@@ -153,7 +153,10 @@ def load_plugin(alias: str, spec: str, base_dir: Path) -> Plugin:
     if not spec.endswith(".py"):
         raise PluginError(f"plugins are files only: {spec!r} is not a .py file (a module name such as "
                           "'subprocess' is refused; write the functions you need in a file)")
-    path = (base_dir / spec).resolve()
+    try:
+        path = (base_dir / spec).resolve()
+    except (OSError, ValueError) as err:          # e.g. an embedded NUL byte
+        raise PluginError(f"plugin path {spec!r} is not a usable path ({err})") from None
     data = _read(path)
     digest = trust.sha256_hex(data)
     if trust.trusted_by(path, digest) is None:

@@ -24,7 +24,15 @@ import numpy as np
 from analysis.errors import ExpressionError
 
 #: entries one combinatorial call may create (``$HEIRLOOM_MAX_ENTRIES`` overrides)
-MAX_ENTRIES = int(os.environ.get("HEIRLOOM_MAX_ENTRIES", 50_000_000))
+def _max_entries() -> int:
+    text = os.environ.get("HEIRLOOM_MAX_ENTRIES", "")
+    try:
+        return int(float(text)) if text else 50_000_000
+    except ValueError:
+        raise ExpressionError(f"HEIRLOOM_MAX_ENTRIES={text!r} is not a number", reason="bad setting") from None
+
+
+MAX_ENTRIES = _max_entries()
 _NUMBERS = (bool, int, float, complex, type(None))
 _PLAIN = _NUMBERS + (str, slice)
 _BOUNDED = frozenset({"combinations", "argcombinations", "cartesian", "argcartesian", "pad_none",
@@ -145,6 +153,7 @@ def _estimate(name: str, args: tuple, kwargs: dict) -> float:
     if name == "pad_none":
         target = args[1] if len(args) > 1 else kwargs.get("target", 0)
         axis = int(args[2] if len(args) > 2 else kwargs.get("axis", 1))
+        axis = axis + first.ndim if axis < 0 else axis
         return (_lists_at(first, axis) if axis >= 1 else 1.0) * max(int(target), 0) + float(len(first))
     if name in ("metric_table", "nearest"):                        # receiver x other, per event
         other = args[1] if len(args) > 1 else kwargs.get("other")

@@ -119,12 +119,6 @@ def quarantine(entry: Entry, problems: list[str]) -> Path:
     return target
 
 
-def output_sizes(folder: Path) -> dict[str, int]:
-    """Size of every file under ``folder`` but the provenance record (for the record)."""
-    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != PROVENANCE}
-
-
 def _sha256(path: Path) -> str | None:
     digest = hashlib.sha256()
     try:

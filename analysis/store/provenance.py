@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from analysis.errors import StoreError
+
 PACKAGES = ("heirloom", "law", "luigi", "coffea", "awkward", "uproot", "hist", "uhi",
             "pyhf", "cabinetry", "numpy", "dask", "distributed")
 
@@ -51,7 +53,9 @@ def file_checksums(folder: Path) -> dict:
     """sha256 of every file under ``folder`` (relative path -> hex digest)."""
     sums = {}
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != "provenance.json":
+        if path.is_symlink():
+            raise StoreError(f"{path}: an output must be a regular file, not a symbolic link")
+        if path.is_file() and path != folder / "provenance.json":
             digest = hashlib.sha256()
             with open(path, "rb") as stream:
                 for block in iter(lambda: stream.read(1 << 20), b""):
