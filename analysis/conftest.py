@@ -72,8 +72,10 @@ def _wanted(name: str, source: str) -> bool:
 
 @pytest.fixture(autouse=True)
 def _doctest_objects(request, doctest_namespace, monkeypatch):
-    """Run at the repository root; give a docstring the objects its examples name."""
+    """Run at the repository root, with plugin approvals in a file of the test's own (never
+    the user's ~/.config); give a docstring the objects its examples name."""
     monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("HEIRLOOM_TRUST_FILE", str(request.getfixturevalue("tmp_path") / "trusted.sha256"))
     test = getattr(request.node, "dtest", None)
     added = []
     if test is not None:

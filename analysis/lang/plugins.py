@@ -171,7 +171,12 @@ def load_plugin(alias: str, spec: str, base_dir: Path) -> Plugin:
 
 def trusted_plugin(alias: str, source_path: str, sha256: str) -> Plugin:
     """A plugin that the config loader already checked (in a worker process, say): its
-    exports are read again from the trusted bytes."""
+    exports are read again from the trusted bytes.
+
+    >>> checked = load_plugin("agc", "plugins/agc.py", Path("configs"))
+    >>> trusted_plugin("agc", checked.source_path, checked.sha256) == checked
+    True
+    """
     data = _read(Path(source_path))
     if trust.sha256_hex(data) != sha256:
         raise PluginError(f"plugin {source_path} changed since it was checked; run again")

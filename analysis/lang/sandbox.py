@@ -103,7 +103,15 @@ def is_index(value: Any) -> bool:
 
 
 def checked(fn: Callable[[Any], Any], error: Callable[[], ExpressionError]) -> Callable[[Any], Any]:
-    """Wrap a compiled node so that its value is checked every time it is computed."""
+    """Wrap a compiled node so that its value is checked every time it is computed.
+
+    >>> node = checked(lambda ns: ns["x"], lambda: ExpressionError("'x'"))
+    >>> node({"x": 2.5})
+    2.5
+    >>> node({"x": os})
+    Traceback (most recent call last):
+    analysis.errors.ExpressionError: 'x' gave a value of type module, which expressions may not use (only event data, numbers and strings)
+    """
     def node(ns):
         value = fn(ns)
         if not is_value(value):
@@ -184,7 +192,14 @@ def _estimate(name: str, args: tuple, kwargs: dict) -> float:
 
 def bounded_method(name: str, receiver: Any, method: Callable[..., Any]) -> Callable[..., Any]:
     """A physics method of ``receiver`` (``metric_table``, ``nearest`` build tables of pairs),
-    bounded like :func:`bounded`."""
+    bounded like :func:`bounded`.
+
+    >>> import awkward as ak
+    >>> jets = ak.Array([[1.0, 2.0], [3.0]])
+    >>> table = bounded_method("metric_table", jets, lambda other: ak.cartesian([jets, other], nested=True))
+    >>> ak.num(table(jets), axis=2).tolist()
+    [[2, 2], [1]]
+    """
     bound = bounded(name, lambda _receiver, *args, **kwargs: method(*args, **kwargs))
     return lambda *args, **kwargs: bound(receiver, *args, **kwargs)
 

@@ -43,6 +43,11 @@ def user_trust_file() -> Path:
 
 
 def sha256_hex(data: bytes) -> str:
+    """The sha256 of ``data`` in hex, as ``sha256sum`` writes it.
+
+    >>> sha256_hex(b"")[:16]
+    'e3b0c44298fc1c14'
+    """
     return hashlib.sha256(data).hexdigest()
 
 
@@ -95,6 +100,12 @@ def trust(path: str | os.PathLike) -> tuple[str, Path]:
     """Approve the file's current content: append its sha256 to your trust file.
 
     Returns (digest, trust file). Approving twice records it once.
+
+    >>> plugin = outdir / "mine.py"
+    >>> _ = plugin.write_text("def double(x):\\n    return 2 * x\\n")
+    >>> digest, where = trust(plugin)
+    >>> trusted_by(plugin, digest) == f"approved in {where}"
+    True
     """
     path = Path(path).resolve()
     if not path.is_file():

@@ -12,8 +12,21 @@
 Within one process an intact object is not rehashed again while its files keep their
 size, mtime, ctime and inode.
 
->>> damage(entry("Histograms", "ab" * 20, tmp))        # doctest: +SKIP
-['provenance.json missing']
+>>> from analysis.store.objects import entry, staging
+>>> from analysis.store.provenance import build_record
+>>> import json
+>>> obj = entry("Histograms", "ab" * 20, outdir)
+>>> with staging(obj) as stage:
+...     _ = (stage / "h.json").write_text("{}")
+...     record = build_record(key=obj.key, components={}, inputs={}, started="", outputs=stage)
+...     _ = (stage / PROVENANCE).write_text(json.dumps(record))
+>>> incomplete(obj), damage(obj)
+(None, [])
+>>> _ = (obj.path / "h.json").write_text("[]")            # same size, other bytes
+>>> damage(obj)
+['h.json: content differs from its recorded sha256']
+>>> quarantine(obj, damage(obj)).parent.name, incomplete(obj)
+('Histograms', 'no object folder')
 """
 
 from __future__ import annotations
@@ -59,7 +72,8 @@ def _listed(entry: Entry, record: dict) -> list[tuple[str, Path, str, int | None
 def incomplete(entry: Entry) -> str | None:
     """Why ``entry`` does not count as complete, or None when it does (no hashing).
 
-    >>> incomplete(entry("Fit", "cd" * 20, tmp))          # doctest: +SKIP
+    >>> from analysis.store.objects import entry
+    >>> incomplete(entry("Fit", "cd" * 20, outdir))
     'no object folder'
     """
     if not entry.path.is_dir():
@@ -88,7 +102,13 @@ def incomplete(entry: Entry) -> str | None:
 
 def damage(entry: Entry, *, recheck: bool = False) -> list[str]:
     """Everything wrong with ``entry``: incompleteness, or files whose sha256 differs from
-    the record (empty: intact). Memoised per process unless ``recheck``."""
+    the record (empty: intact). Memoised per process unless ``recheck``; the module's
+    example shows it at work.
+
+    >>> from analysis.store.objects import entry
+    >>> damage(entry("Fit", "cd" * 20, outdir))
+    ['no object folder']
+    """
     problem = incomplete(entry)
     if problem is not None:
         return [problem]
@@ -108,7 +128,8 @@ def damage(entry: Entry, *, recheck: bool = False) -> list[str]:
 
 
 def quarantine(entry: Entry, problems: list[str]) -> Path:
-    """Move a damaged object out of ``objects/`` (kept, with a note, under ``quarantine/``)."""
+    """Move a damaged object out of ``objects/`` (kept, with a note, under ``quarantine/``);
+    return where it went (the module's example shows it)."""
     check_layout(entry.root)
     folder = entry.root / "quarantine" / entry.family
     folder.mkdir(parents=True, exist_ok=True)
