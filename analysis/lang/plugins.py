@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.abc
 import importlib.util
 import inspect
 import stat
@@ -184,6 +185,20 @@ def trusted_plugin(alias: str, source_path: str, sha256: str) -> Plugin:
                   declared_reads(data.decode()))
 
 
+class _TrustedBytes(importlib.abc.SourceLoader):
+    """An import loader that serves the bytes whose hash was trusted, not the file as it
+    may be now (no window between the check and the import)."""
+
+    def __init__(self, path: str, data: bytes):
+        self.path, self.data = path, data
+
+    def get_filename(self, fullname: str) -> str:
+        return self.path
+
+    def get_data(self, path: str) -> bytes:
+        return self.data
+
+
 def _module(source_path: str, sha256: str) -> ModuleType:
     """Execute the plugin file from the bytes that were trusted (once per process)."""
     module = _MODULES.get((source_path, sha256))
@@ -194,12 +209,11 @@ def _module(source_path: str, sha256: str) -> ModuleType:
         raise ExpressionError(f"plugin {source_path} changed since it was trusted; it will not run "
                               "(check it, trust it again, run again)", reason="plugin changed")
     name = f"heirloom_plugin_{sha256[:16]}"
-    spec = importlib.util.spec_from_loader(name, loader=None, origin=source_path)
-    assert spec is not None
+    spec = importlib.util.spec_from_loader(name, _TrustedBytes(source_path, data), origin=source_path)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    module.__file__ = source_path
     sys.modules[name] = module
-    exec(compile(data, source_path, "exec"), module.__dict__)   # trusted code, by the checks above
+    spec.loader.exec_module(module)         # Python's import machinery, on the trusted bytes
     for export in exported_functions(data.decode(), source_path):
         value = module.__dict__.get(export)
         if not (inspect.isfunction(value) and value.__module__ == name):
