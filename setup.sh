@@ -2,7 +2,8 @@
 # Heirloom setup. Usage:
 #   ./setup.sh          make .venv from requirements.lock (idempotent, quick when done)
 #   ./setup.sh demo     setup + generate demo data + run the full AGC analysis (Plot)
-#   ./setup.sh test     setup + preserve + the test suite
+#   ./setup.sh test     setup + preserve + container tools + the test suite
+#   ./setup.sh image    setup + build the analysis image (containers/build.sh; podman or docker)
 #   ./setup.sh preserve setup + .venv-preserve: yadage, packtivity, reana-client and snakemake
 #                       from requirements-preserve.lock (their old jsonschema pins clash with
 #                       pyhf's, so they get an environment of their own)
@@ -57,6 +58,24 @@ make_tool_env() {
     log "preservation tools ready in $((SECONDS - start)) s: $env/bin/{yadage-run,snakemake,reana-client}"
 }
 
+container_tools() {
+    # podman runs the exported workflows' containers in the test suite (no Docker daemon
+    # needed); mmdebstrap makes the local base image from Debian packages
+    local want="podman mmdebstrap runc uidmap fuse-overlayfs slirp4netns"
+    local missing=()
+    for tool in podman mmdebstrap runc; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        log "container tests need: $want (Debian packages); missing: ${missing[*]}"
+        return 0
+    fi
+    local start=$SECONDS
+    log "installing $want (Debian packages) for the container tests"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $want >/dev/null
+    log "container tools ready in $((SECONDS - start)) s"
+}
+
 index_tasks() {
     # the law index lists the tasks for `law run`; refresh it when task modules change
     local sig; sig=$(cat tasks/*.py | sha256sum | cut -d' ' -f1)
@@ -81,8 +100,12 @@ case "$MODE" in
         heirloom show --config "$config"
         log "demo finished in $((SECONDS - start)) s"
         ;;
+    image)
+        containers/build.sh "$@"
+        ;;
     test)
         make_tool_env
+        container_tools
         set +e
         "$VENV/bin/python" -m pytest "$@"
         rc=$?
@@ -91,7 +114,7 @@ case "$MODE" in
         exit $rc
         ;;
     *)
-        echo "unknown mode '$MODE'; use: ./setup.sh [setup|demo|test|preserve]" >&2
+        echo "unknown mode '$MODE'; use: ./setup.sh [setup|demo|test|preserve|image]" >&2
         exit 2
         ;;
 esac

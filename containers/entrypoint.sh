@@ -2,18 +2,18 @@
 # Entry point of the Heirloom images (containers/Dockerfile, containers/heirloom.def):
 #
 #   docker run IMAGE law run Plot --config configs/demo.yaml
-#   apptainer run heirloom.sif law run Plot --config configs/demo.yaml
+#   docker run -w /work/step IMAGE sh -c "heirloom step Fit --config /abs/analysis.yaml ..."
 #
-# Runs the command in /opt/heirloom, where law finds law.cfg and its task index
-# (.law/index, built into the image). A relative HEIRLOOM_STORE, and the default
-# `store`, are taken from the folder the container started in (the image's WORKDIR
-# for docker, the caller's folder for apptainer). With no command: the demo analysis.
+# Runs the command in the folder the container started in: packtivity's `-w <stepdir>`,
+# REANA's job (no working directory: the image's WORKDIR, /opt/heirloom, where `law run`
+# finds law.cfg and its task index), apptainer's caller folder. `heirloom step` works
+# from any folder. A relative HEIRLOOM_STORE, and the default `store`, are taken from
+# that folder. With no command: the demo analysis.
 set -eu
 case "${HEIRLOOM_STORE:=store}" in
     /*) ;;
     *) HEIRLOOM_STORE="$PWD/$HEIRLOOM_STORE" ;;
 esac
 export HEIRLOOM_STORE
-cd "${HEIRLOOM_HOME:-/opt/heirloom}"
-[ "$#" -gt 0 ] || set -- law run Plot --config configs/demo.yaml
+[ "$#" -gt 0 ] || set -- law run Plot --config /opt/heirloom/configs/demo.yaml
 exec "$@"

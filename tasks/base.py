@@ -26,7 +26,7 @@ import luigi
 from analysis.config import ConfigError
 from analysis.io.fileid import InputFileError, Manifest
 from analysis.load import load_config
-from analysis.errors import HeirloomError
+from analysis.errors import HeirloomError, StoreError
 from analysis.store import integrity, locks
 from analysis.store import objects as store
 from analysis.store.code_cache import CodeCache
@@ -250,7 +250,16 @@ class HeirloomTask(law.Task):
         return cached
 
     def store_entry(self) -> store.Entry:
-        return store.entry(self.task_family, self.key())
+        """Where this task's output is: the store itself, or a read-only upstream store
+        that holds it complete (``$HEIRLOOM_STORE_UPSTREAM``); else where it will be."""
+        local = store.entry(self.task_family, self.key())
+        if integrity.incomplete(local) is None:
+            return local
+        for root in store.upstream_roots():
+            found = store.entry(self.task_family, self.key(), root)
+            if integrity.incomplete(found) is None:
+                return found
+        return local
 
     def output(self):
         return law.LocalDirectoryTarget(str(self.store_entry().path))
@@ -301,6 +310,10 @@ class HeirloomTask(law.Task):
             entry = task.store_entry()
             if not integrity.damage(entry):
                 continue
+            if entry.root != store.store_root():
+                raise StoreError(f"{entry.family} object {entry.key[:12]} in the read-only store {entry.root} is "
+                                 f"damaged ({'; '.join(integrity.damage(entry))[:200]}); repair that store or "
+                                 "leave it out of HEIRLOOM_STORE_UPSTREAM")
             with locks.hold(entry.root, entry.family, entry.key, on_wait=task._waiting,
                             is_done=lambda e=entry: not integrity.damage(e)) as mine:
                 problems = integrity.damage(entry, recheck=True) if mine else []
@@ -311,8 +324,7 @@ class HeirloomTask(law.Task):
 
     def _compute(self, target: store.Entry) -> None:
         started, t0 = now(), time.time()
-        inputs = {name: store.entry(task.task_family, task.key()).path
-                  for name, task in self.input_tasks().items()}
+        inputs = {name: task.store_entry().path for name, task in self.input_tasks().items()}
         with store.staging(target) as stage:
             extra = self.produce(stage, inputs) or {}
             events = extra.pop("events", None)

@@ -8,7 +8,8 @@
     heirloom trust FILE                        allow a plugin file to run (docs/security.md)
     heirloom export yadage|snakemake|reana|all --config configs/agc_ttbar.yaml [--task Plot] [--image NAME:TAG]
     heirloom export recast --config configs/reinterpret_example.yaml --new-signal configs/reinterpret_zprime_1000.yaml
-    heirloom step Skim --config analysis.yaml --store /abs/store --dataset ttbar --chunk 0   (used by exports)
+    heirloom export check [--reana reana.yaml] [FOLDER ...]   a bundle's inputs inside, present, hashed; image pinned
+    heirloom step Skim --of Plot --config analysis.yaml --store /abs/store [--upstream STORE ...]   (used by exports)
 """
 
 from __future__ import annotations
@@ -197,8 +198,10 @@ def _parser() -> argparse.ArgumentParser:
     tru = sub.add_parser("trust", help="allow a plugin file (its current content) to run")
     tru.add_argument("file")
     exp = sub.add_parser("export", help="write the config's DAG as a yadage workflow, a Snakefile or reana.yaml")
-    exp.add_argument("kind", choices=("yadage", "snakemake", "reana", "recast", "all"))
-    exp.add_argument("--config", required=True)
+    exp.add_argument("kind", choices=("yadage", "snakemake", "reana", "recast", "all", "check"))
+    exp.add_argument("folders", nargs="*", metavar="FOLDER", help="check: the bundle folders to check")
+    exp.add_argument("--config", help="the config to export (all kinds but check)")
+    exp.add_argument("--reana", metavar="FILE", help="check: a reana.yaml whose workspace to check")
     exp.add_argument("--task", default="Plot", help="the final task (default: Plot)")
     exp.add_argument("--out", help="folder (yadage, snakemake) or file (reana); default: "
                      "workflows/<kind>/<analysis>/, reana.yaml")
@@ -209,18 +212,31 @@ def _parser() -> argparse.ArgumentParser:
     stp.add_argument("--config", required=True)
     stp.add_argument("--store", required=True)
     stp.add_argument("--publish", help="write task, key and output folder to this YAML file")
+    stp.add_argument("--of", metavar="TOP", help="run every task of this family under TOP (e.g. Plot) together")
+    stp.add_argument("--upstream", nargs="*", default=[], metavar="STORE",
+                     help="read-only stores of the steps this one depends on")
+    stp.add_argument("--results", metavar="DIR", help="copy the outputs, as files, to DIR/<Task>/<label>/")
     return parser
 
 
 def _step(args, rest) -> int:
     from tasks.export.step import run_step
 
-    return run_step(args.task, args.config, args.store, [a for a in rest if a != "--"], args.publish)
+    return run_step(args.task, args.config, args.store, [a for a in rest if a != "--"], args.publish,
+                    of=args.of, upstream=args.upstream, results=args.results)
 
 
 def _export(args) -> int:
     from tasks.export import export
 
+    if args.kind == "check":
+        from tasks.export.check import main as check
+
+        return check(args.folders, args.reana)
+    if args.folders or args.reana or not args.config:
+        print(f"heirloom export {args.kind}: needs --config, and takes no FOLDER nor --reana (those are for "
+              "`heirloom export check`)", file=sys.stderr)
+        return 2
     task = "Limit" if args.kind == "recast" and args.task == "Plot" else args.task
     for path in export(args.kind, args.config, task, args.out, args.image, args.new_signal):
         print(path)
@@ -326,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     when ``verify`` found damage."""
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
+    if args.command == "export" and rest and not any(r.startswith("-") for r in rest):
+        args.folders += rest                # `export check --reana FILE FOLDER...`: folders after an option
+        rest = []
     if rest and args.command != "step":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:

@@ -86,3 +86,34 @@ def runs(store: Path) -> list:
 @pytest.fixture
 def store(tmp_path) -> Path:
     return tmp_path / "store"
+
+
+ROUND_TRIP = """\
+extends: tiny.yaml
+name: roundtrip
+datasets: {single_top_s_chan: null, single_top_t_chan: null, single_top_tW: null}
+model: {samples: {single_top: null}}
+skim: {chunk_size: 50000}
+"""
+
+
+@pytest.fixture(scope="session")
+def roundtrip(tmp_path_factory):
+    """A small analysis run with ``law run Fit``: its config and store (the reference that
+    the exported workflows must reproduce)."""
+    folder = tmp_path_factory.mktemp("roundtrip")
+    small_demo(folder, name="tiny")
+    config = write_config(folder, "roundtrip.yaml", ROUND_TRIP)
+    law_run("Fit", config, folder / "law-store")
+    return config, folder / "law-store"
+
+
+@pytest.fixture(scope="session")
+def agc_store(tmp_path_factory) -> Path:
+    """A store holding the full AGC analysis on generated data up to its histograms (what
+    `./setup.sh demo` computes before the fit), shared by the tests that build on it."""
+    store = tmp_path_factory.mktemp("agc") / "store"
+    config = store.parent / "agc_ttbar.yaml"
+    config.write_text(f"extends: {ROOT / 'configs' / 'agc_ttbar.yaml'}\n")
+    law_run("Histograms", config, store, "--executor", "futures", "--workers", "2")
+    return store

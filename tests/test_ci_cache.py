@@ -4,12 +4,16 @@ depends on that cut.
 Each "CI run" is what workflows/ci/github-actions.yml and gitlab-ci.yml do after setup:
 restore the store from the cache into a fresh job folder, run
 ``workflows/ci/run-analysis.sh`` there, and save the store back. The cache is a tar
-archive, as actions/cache makes one; the job folders are deleted after their run, so
-the restored store lives at another absolute path than the one that made it.
+archive of what the GitHub template's save step names, as actions/cache makes it: the
+store without its generated events (objects/Generate) and without tmp/ and locks/
+(test_ci_workflows.py shows that GitLab's cache holds the same). The job folders are
+deleted after their run, so the restored store lives at another absolute path than the
+one that made it, and has none of the Generate outputs that its Skims were made from.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, VENV_BIN, runs, small_demo
+from conftest import ROOT, VENV_BIN, law_run, runs, small_demo
+from test_ci_workflows import actions_cache_roots, github_store_cache_patterns
 
 SCRIPT = ROOT / "workflows" / "ci" / "run-analysis.sh"
 ANALYSIS = "ci_tiny"
@@ -45,11 +50,14 @@ def ci_job(job: Path, cache: Path, config_extra: str = "") -> dict:
     proc = subprocess.run(["bash", str(SCRIPT), config.name, "results"], cwd=job, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    with tarfile.open(cache, "w") as archive:             # actions/cache save: tar the store
-        archive.add(store, arcname="store")
+    with tarfile.open(cache, "w") as archive:             # actions/cache save: tar what the patterns name
+        for root in actions_cache_roots(job, github_store_cache_patterns()):
+            archive.add(job / root, arcname=root)
     return {"job": job, "store": store, "stdout": proc.stdout, "results": job / "results",
             "ran": [(r["task"], r["label"], r["key"]) for r in runs(store)[before:]],
-            "objects": {p.relative_to(store) for p in store.glob("objects/*/*/*")}}
+            "objects": {p.relative_to(store) for p in store.glob("objects/*/*/*")},
+            "generated": {p.parent.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                          for p in store.glob("objects/Generate/*/*/events.root")}}
 
 
 def keys(records) -> dict:
@@ -93,7 +101,9 @@ def test_changed_cut_reruns_exactly_its_dependents(two_ci_runs):
 def test_unaffected_outputs_of_the_first_run_are_reused(two_ci_runs):
     first, second, _ = two_ci_runs
     store = second["store"]
-    assert first["objects"] <= second["objects"]           # the restored store holds run 1's outputs
+    cached = {obj for obj in first["objects"] if obj.parts[1] != "Generate"}
+    assert cached <= second["objects"]                     # the restored store holds run 1's outputs,
+    assert not {obj for obj in second["objects"] if obj.parts[1] == "Generate"}   # but no generated events
     reused = {fl: key for fl, key in first["keys"].items() if fl[0] in ("Generate", "Skim")}
     assert reused
     for (family, label), key in reused.items():
@@ -101,6 +111,7 @@ def test_unaffected_outputs_of_the_first_run_are_reused(two_ci_runs):
         assert not os.readlink(link).startswith("/"), "by-name links must be relative to move with the store"
         assert link.resolve().name == key, (family, label)
         assert link.resolve().is_relative_to(store.resolve())
+        assert link.exists() == (family == "Skim"), (family, label)   # Generate's link points at nothing now
     for label in {label for family, label in first["keys"] if family == "Select"}:
         prov = json.loads((store / "by-name" / ANALYSIS / "Select" / label / "provenance.json").read_text())
         skims = {v["key"] for v in prov["inputs"].values()}
@@ -129,9 +140,31 @@ def test_artifacts_hold_results_run_log_and_provenance(two_ci_runs):
 
 
 def test_unchanged_commit_runs_nothing(two_ci_runs, tmp_path):
+    """The cache holds no generated events, yet nothing reruns: a task is complete when its
+    own output is, and the Skims that read the events are in the cache."""
     _, second, cache = two_ci_runs
     third = ci_job(tmp_path / "job3", cache, TIGHTER_JETS)
     assert third["ran"] == []
     assert "nothing ran" in third["stdout"]
+    assert not (third["store"] / "objects" / "Generate").exists()
     assert (third["results"] / "ran.jsonl").read_text() == ""
     assert (third["results"] / "by-name" / ANALYSIS / "Plot" / "all" / "cutflow.md").is_file()
+
+
+def test_generated_events_left_out_of_the_cache_regenerate_identically(two_ci_runs, tmp_path):
+    """When a task that reads them must run again (here a Skim whose output is gone), law
+    finds the Generate output missing and runs it first: same key, same bytes as in run 1."""
+    first, _, cache = two_ci_runs
+    with tarfile.open(cache) as archive:
+        archive.extractall(tmp_path, **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))
+    store = tmp_path / "store"
+    skim_key = first["keys"][("Skim", "single_top_s_chan__0")]
+    shutil.rmtree(store / "objects" / "Skim" / skim_key[:2] / skim_key)
+    before = len(runs(store))
+    config = small_demo(tmp_path, name=ANALYSIS, extra=TIGHTER_JETS)
+    law_run("Skim", config, store, "--dataset", "single_top_s_chan", "--chunk", "0")
+    ran = [(r["task"], r["label"], r["key"]) for r in runs(store)[before:]]
+    generate_key = first["keys"][("Generate", "single_top_s_chan")]
+    assert ran == [("Generate", "single_top_s_chan", generate_key), ("Skim", "single_top_s_chan__0", skim_key)]
+    events = store / "objects" / "Generate" / generate_key[:2] / generate_key / "events.root"
+    assert hashlib.sha256(events.read_bytes()).hexdigest() == first["generated"][generate_key]

@@ -1,10 +1,13 @@
-"""containers/: what can be checked without docker or apptainer.
+"""containers/: what can be checked without building (the build itself and runs on the
+image: tests/test_container_workflows.py).
 
-The Dockerfile installs exactly requirements.lock with the uv version setup.sh pins, then
-the package with --no-deps, and builds the law index; it copies every top-level path
-the package and law need; the apptainer definition runs the same steps on the same
-files; .dockerignore keeps the store and the virtual environments out of the build
-context; the entry point runs commands where law finds its index.
+The Dockerfile installs exactly requirements.lock (with its hashes) with the uv version
+setup.sh pins, byte-code compiled, then the package with --no-deps and the law index;
+it copies exactly the files whose hash names the image (tasks/export/image.py), so a
+changed file names another image; the runner image pins the same uv; the apptainer
+definition converts the image itself; .dockerignore keeps the store and the virtual
+environments out of the build context; the entry point runs commands in the folder it
+starts in.
 """
 
 from __future__ import annotations
@@ -29,127 +32,80 @@ def setup_uv_version() -> str:
     return found[0]
 
 
-def dockerfile() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) of containers/Dockerfile, continuation lines joined."""
-    text = re.sub(r"\\\n", " ", (CONTAINERS / "Dockerfile").read_text())
+def dockerfile(name: str = "Dockerfile") -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile in containers/, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", (CONTAINERS / name).read_text())
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
 
 
-def sections(path: Path) -> dict[str, list[str]]:
-    """Header (``Bootstrap``/``From`` lines) and ``%section`` bodies of an apptainer definition."""
-    out, current = {"header": []}, "header"
-    for line in path.read_text().splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.startswith("%"):
-            current = stripped[1:].split()[0]
-            out[current] = []
-        else:
-            out[current].append(stripped)
-    return out
+def args(name: str = "Dockerfile") -> dict:
+    return dict(arg.split("=", 1) for ins, arg in dockerfile(name) if ins == "ARG" and "=" in arg)
 
 
-def commands(lines, variables: dict) -> list[str]:
-    """Shell commands of RUN/%post lines, split at ``&&``, variables expanded, paths made
-    relative to the image's working folder: comparable between the two definitions."""
-    out = []
-    for line in lines:
-        for command in line.split("&&"):
-            command = command.strip()
-            for name, value in variables.items():
-                command = command.replace("${%s}" % name, value).replace("$" + name, value)
-            command = command.replace(HOME + "/", "")
-            if command and not command.startswith(("set ", "cd ", "find ", "chmod ", "UV_VERSION=")):
-                out.append(" ".join(command.split()))
-    return out
-
-
-def docker_args() -> dict:
-    return dict(arg.split("=", 1) for ins, arg in dockerfile() if ins == "ARG" and "=" in arg)
-
-
-def docker_copies() -> dict[str, str]:
+def copies() -> dict[str, str]:
     """{source: destination relative to the working folder} of the COPY instructions."""
     workdir = next(arg for ins, arg in dockerfile() if ins == "WORKDIR")
-    copies = {}
+    out = {}
     for ins, arg in dockerfile():
         if ins == "COPY":
             *sources, dest = shlex.split(arg)
             for source in sources:
                 target = dest + Path(source).name if dest.endswith("/") and not source.endswith("/") else dest
-                target = str(Path(workdir, target)).removeprefix(HOME + "/")
-                copies[source.rstrip("/")] = target.rstrip("/")
-    return copies
+                out[source.rstrip("/")] = str(Path(workdir, target)).removeprefix(HOME + "/").rstrip("/")
+    return out
 
 
-def test_dockerfile_base_and_pinned_uv():
-    (base,) = [arg for ins, arg in dockerfile() if ins == "FROM"]
-    assert base == "python:3.11-slim"
-    assert docker_args()["UV_VERSION"] == setup_uv_version()
+def test_base_is_an_argument_with_the_local_debian_base_by_default():
+    for name in ("Dockerfile", "runner.Dockerfile"):
+        assert [arg for ins, arg in dockerfile(name) if ins == "FROM"] == ["${BASE}"]
+        assert args(name)["BASE"] == "localhost/heirloom-base:bookworm"        # containers/base.sh
+        assert args(name)["UV_VERSION"] == setup_uv_version()
+    assert "bookworm" in (CONTAINERS / "base.sh").read_text()
+
+
+def test_the_lock_is_hashed_and_installed_exactly_then_the_package():
+    lock = (ROOT / "requirements.lock").read_text()
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==\S+", lock, re.M)
+    assert len(pins) > 50 and lock.count("--hash=sha256:") >= len(pins)   # every pin carries its hashes
+    assert (ROOT / "requirements-preserve.lock").read_text().count("--hash=sha256:") > 50
     run = " ".join(arg for ins, arg in dockerfile() if ins == "RUN")
-    assert 'pip install --no-cache-dir "uv==${UV_VERSION}"' in run
-
-
-def test_dockerfile_installs_exactly_the_lock_then_the_package():
-    steps = commands([arg for ins, arg in dockerfile() if ins == "RUN"], docker_args())
-    installs = [s for s in steps if "pip install" in s]
-    uv = "/opt/venv/bin/uv pip install --no-cache --python /opt/venv/bin/python"
-    assert installs == [f'/opt/venv/bin/python -m pip install --no-cache-dir "uv=={setup_uv_version()}"',
-                        f"{uv} -r requirements.lock",
-                        f"{uv} --no-deps -e ."]
-    assert steps[-1] == "/opt/venv/bin/law index -q"          # the index, after the package
-    # the lock is copied before it is installed (its own layer), the code only after
+    assert f'pip install --no-cache-dir -q "uv==${{UV_VERSION}}"' in run
+    assert "uv pip install -q --python /opt/venv/bin/python --compile-bytecode -r requirements.lock" in run
+    assert "--no-deps -e ." in run and "compileall" in run and run.rstrip().endswith("rm -rf /tmp/*")
     order = [arg for ins, arg in dockerfile() if ins in ("COPY", "RUN")]
     lock_copy = next(i for i, a in enumerate(order) if a.startswith("requirements.lock"))
     lock_install = next(i for i, a in enumerate(order) if "-r requirements.lock" in a)
     code_copy = next(i for i, a in enumerate(order) if a.startswith("analysis/"))
-    assert lock_copy < lock_install < code_copy
+    assert lock_copy < lock_install < code_copy                      # the lock's layer is reused
 
 
-def test_dockerfile_copies_what_the_package_and_law_need():
-    copies = docker_copies()
+def test_the_image_copies_exactly_what_names_it():
+    from tasks.export.image import IMAGE_INPUTS
+
+    found = copies()
+    assert set(found) == set(IMAGE_INPUTS) - {"containers/Dockerfile"}
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
-    needed = {"requirements.lock", "pyproject.toml", "law.cfg", project["project"]["readme"], "configs",
-              "containers/entrypoint.sh"} | packages
-    assert needed <= set(copies), needed - set(copies)
-    for source, dest in copies.items():
-        assert (ROOT / source).exists(), source
-        assert dest == source, (source, dest)                  # the checkout's layout
-    modules = (ROOT / "law.cfg").read_text().split("[modules]")[1].split("[")[0].split()
-    assert set(modules) <= set(copies)                        # law's task modules are in the image
+    assert packages | {project["project"]["readme"], "law.cfg", "configs"} <= set(found)
+    for source, dest in found.items():
+        assert (ROOT / source).exists() and dest == source, (source, dest)    # the checkout's layout
 
 
-def test_dockerfile_workdir_store_and_entrypoint():
+def test_any_user_any_folder():
     instructions = dockerfile()
     assert [arg for ins, arg in instructions if ins == "WORKDIR"] == [HOME]
-    env = " ".join(arg for ins, arg in instructions if ins == "ENV")
-    assert re.search(r"\bHEIRLOOM_STORE=/\S+", env)
-    assert "PATH=/opt/venv/bin:$PATH" in env
-    (entrypoint,) = [arg for ins, arg in instructions if ins == "ENTRYPOINT"]
-    assert entrypoint == f'["{HOME}/containers/entrypoint.sh"]'
+    env = dict(re.findall(r"(\w+)=(\S+)", " ".join(arg for ins, arg in instructions if ins == "ENV")))
+    assert env["HEIRLOOM_STORE"] == "/store" and env["PATH"].startswith("/opt/venv/bin:")
+    assert all(env[k].startswith("/tmp") for k in ("HOME", "MPLCONFIGDIR", "NUMBA_CACHE_DIR"))
+    assert [arg for ins, arg in instructions if ins == "ENTRYPOINT"] == [f'["{HOME}/containers/entrypoint.sh"]']
+    assert "a+rX" in " ".join(arg for ins, arg in instructions if ins == "RUN")
 
 
-def test_apptainer_definition_mirrors_the_dockerfile():
-    spec = sections(CONTAINERS / "heirloom.def")
-    header = dict(line.split(":", 1) for line in spec["header"])
-    docker_base = next(arg for ins, arg in dockerfile() if ins == "FROM")
-    assert header["Bootstrap"].strip() == "docker" and header["From"].strip() == docker_base
-    files = dict(line.split() for line in spec["files"])
-    assert {src: dest.removeprefix(HOME + "/") for src, dest in files.items()} == docker_copies()
-    uv = re.findall(r"^UV_VERSION=(\S+)$", "\n".join(spec["post"]), re.M)
-    assert uv == [setup_uv_version()]
-    assert commands(spec["post"], {"UV_VERSION": uv[0]}) == commands(
-        [arg for ins, arg in dockerfile() if ins == "RUN"], docker_args())
-    environment = "\n".join(spec["environment"])
-    for ins, arg in dockerfile():
-        if ins == "ENV":
-            for name, value in re.findall(r"(\w+)=(\S+)", arg):
-                if name != "HEIRLOOM_STORE":               # apptainer: the caller's ./store (entrypoint)
-                    assert f"export {name}={value}" in environment, name
-    assert spec["runscript"] == [f'exec {HOME}/containers/entrypoint.sh "$@"']
+def test_apptainer_converts_the_image():
+    text = (CONTAINERS / "heirloom.def").read_text()
+    assert re.search(r"^Bootstrap: docker-archive$", text, re.M)
+    assert f'exec {HOME}/containers/entrypoint.sh "$@"' in text
 
 
 def dockerignored(path: str, patterns: list[str]) -> bool:
@@ -175,7 +131,7 @@ def test_dockerignore_keeps_store_and_environments_out():
     for path in ("store/objects/Fit/ab/abc/fit_result.json", "store/runs.jsonl", ".venv/bin/python",
                  ".git/HEAD", "analysis/__pycache__/store.cpython-311.pyc", ".law/index", "heirloom.egg-info/PKG-INFO"):
         assert dockerignored(path, patterns), path
-    for source in docker_copies():
+    for source in copies():
         assert not dockerignored(source, patterns), source
         if (ROOT / source).is_dir():
             for file in (ROOT / source).rglob("*.py"):
@@ -183,15 +139,15 @@ def test_dockerignore_keeps_store_and_environments_out():
                     assert not dockerignored(str(file.relative_to(ROOT)), patterns), file
 
 
-def test_entrypoint_runs_in_the_image_folder_with_an_absolute_store(tmp_path):
+def test_entrypoint_runs_where_it_starts_with_an_absolute_store(tmp_path):
     script = CONTAINERS / "entrypoint.sh"
     assert os.access(script, os.X_OK)
     assert subprocess.run(["sh", "-n", str(script)]).returncode == 0
     show = ["sh", "-c", 'echo "$PWD|$HEIRLOOM_STORE"']
-    env = dict(os.environ, HEIRLOOM_HOME=str(ROOT))
+    env = dict(os.environ)
     env.pop("HEIRLOOM_STORE", None)
     out = subprocess.run([str(script), *show], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == f"{ROOT}|{tmp_path}/store"        # apptainer: the caller's ./store
+    assert out.stdout.strip() == f"{tmp_path}|{tmp_path}/store"     # apptainer: the caller's ./store
     env["HEIRLOOM_STORE"] = "/store"
     out = subprocess.run([str(script), *show], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == f"{ROOT}|/store"                  # docker: ENV HEIRLOOM_STORE=/store
+    assert out.stdout.strip() == f"{tmp_path}|/store"               # docker: ENV HEIRLOOM_STORE=/store

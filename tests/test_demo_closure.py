@@ -13,9 +13,9 @@ from conftest import ROOT, law_run, runs
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One store for both configs: the fork reuses every MC output of the analysis."""
-    return tmp_path_factory.mktemp("closure") / "store"
+def store(agc_store):
+    """One store for both configs (the session's AGC store): the fork reuses every MC output."""
+    return agc_store
 
 
 @pytest.mark.parametrize("config_name", ["agc_ttbar", "agc_ttbar_fork"])

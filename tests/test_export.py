@@ -1,7 +1,8 @@
 """Exporters (tasks/export): yadage, Snakemake and REANA files from the live law DAG.
 
-Round trips: the exported yadage workflow (yadage-run, local processes) and the exported
-Snakefile (snakemake) compute the same Fit key and POI as ``law run``; ``reana-client
+The exported yadage workflow's local stages reuse a given store; the exported Snakefile
+(snakemake) computes the same Fit key and POI as ``law run`` (the yadage workflow in
+containers: tests/test_container_workflows.py); ``reana-client
 validate`` accepts reana.yaml; exports are byte-identical when repeated and a changed cut
 changes parameters (the bundled config), not the structure. The tools come from
 .venv-preserve, which ``./setup.sh test`` makes.
@@ -18,18 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, VENV_BIN, law_run, runs, small_demo, write_config, trust_plugin
+from conftest import ROOT, VENV_BIN, runs, write_config, trust_plugin
 
 TOOLS = ROOT / ".venv-preserve" / "bin"
-
-ROUND_TRIP = """\
-extends: tiny.yaml
-name: roundtrip
-datasets: {single_top_s_chan: null, single_top_t_chan: null, single_top_tW: null}
-model: {samples: {single_top: null}}
-skim: {chunk_size: 50000}
-"""
-
 
 def tool(name: str) -> Path:
     path = TOOLS / name
@@ -67,30 +59,30 @@ def assert_same_fit(store: Path, law_store: Path) -> str:
     return law_key
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The small analysis run with ``law run Fit``: its config and store."""
-    folder = tmp_path_factory.mktemp("roundtrip")
-    small_demo(folder, name="tiny")
-    config = write_config(folder, "roundtrip.yaml", ROUND_TRIP)
-    law_run("Fit", config, folder / "law-store")
-    return config, folder / "law-store"
+@pytest.fixture
+def reference(roundtrip):
+    """The small analysis run with ``law run Fit`` (conftest's session fixture)."""
+    return roundtrip
 
 
-def test_yadage_round_trip(reference, tmp_path):
+def test_yadage_local_workflow_reuses_a_given_store(reference, tmp_path):
+    """workflow-local.yml (each step a local process) given law run's store as its cache:
+    every step finds its tasks there, computes nothing, and the last step publishes the
+    Fit that law run made (the container run of the same stages: test_container_workflows)."""
     config, law_store = reference
     out = tmp_path / "yadage"
     heirloom("export", "yadage", "--config", config, "--task", "Fit", "--out", out)
-    store = tmp_path / "store"
+    shutil.copytree(law_store, out / "store")            # the init folder's store: the workflow's cache
     proc = subprocess.run([str(tool("yadage-run")), str(tmp_path / "work"), "workflow-local.yml", "inputs.yml",
-                           "-d", f"initdir={out}", "-p", f"store={store}"],
-                          cwd=out, env=env(), capture_output=True, text=True, timeout=600)
+                           "-d", f"initdir={out}"], cwd=out, env=env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    law_key = assert_same_fit(store, law_store)
-    published = yaml.safe_load((tmp_path / "work" / "Fit_0" / "heirloom-step.yml").read_text())
-    assert published["key"] == law_key and Path(published["output"]).is_dir()
-    # one task per step: the store saw each task of the DAG exactly once
-    assert sorted(r["task"] for r in runs(store)) == sorted(r["task"] for r in runs(law_store))
+    law_key, _, _ = fit_of(law_store)
+    published = yaml.safe_load((tmp_path / "work" / "Fit" / "heirloom-step.yml").read_text())
+    assert published["key"] == law_key and Path(published["output"]).is_relative_to(out / "store")
+    assert [s.parent.name for s in sorted((tmp_path / "work").glob("*/store"))] == \
+        ["Fit", "Generate", "Histogram", "Histograms", "Select", "Skim"]
+    assert not [r for s in (tmp_path / "work").glob("*/store") for r in runs(s)]     # nothing recomputed
+    assert (tmp_path / "work" / "Fit" / "results" / "Fit" / "all" / "fit_result.json").is_file()
 
 
 def test_snakemake_round_trip(reference, tmp_path):
@@ -156,11 +148,13 @@ def test_recast_catalogue_entry_is_valid(tmp_path):
     entry = yaml.safe_load((folder / "recast.yml").read_text())
     assert set(entry["example_inputs"]) == {"default", "newsignal"}
     default, new = (entry["example_inputs"][k]["initdata"] for k in ("default", "newsignal"))
-    assert default["config"] == "analysis.yaml" and new["config"] == "newsignal.yaml"
+    assert default == {"config": f"{folder}/specs/analysis.yaml", "cache": "store"}
+    assert new == {"config": f"{folder}/specs/newsignal.yaml", "cache": "store"}
+    assert {entry["example_inputs"][k]["dataopts"]["initdir"] for k in ("default", "newsignal")} == {".."}
     signal = yaml.safe_load((folder / "specs" / "newsignal.yaml").read_text())["datasets"]["zprime"]
     assert signal["generator"]["params"]["mass"] == 1000
-    assert entry["results"] == [{"name": "Limit: observed and expected results (all)",
-                                 "relpath": "Limit_0/heirloom-step.yml", "load_yaml": True}]
+    assert entry["results"] == [{"name": "Limit: observed and expected results",
+                                 "relpath": "Limit/heirloom-step.yml", "load_yaml": True}]
 
 
 def test_exports_repeat_byte_for_byte_and_a_cut_changes_only_parameters(tmp_path):
@@ -207,12 +201,27 @@ def test_both_environments_are_consistent(env_bin):
     assert proc.returncode == 0 and "No broken requirements" in proc.stdout, proc.stdout + proc.stderr
 
 
-def test_image_setting_names_and_tags(monkeypatch):
+def test_image_setting_names_and_tags(monkeypatch, tmp_path):
+    """The image is named by its content: the version and a hash of every file it copies."""
     from analysis import __version__
-    from tasks.export.common import default_image
+    from tasks.export.image import IMAGE_INPUTS, content_hash, default_image
 
     monkeypatch.delenv("HEIRLOOM_IMAGE", raising=False)
-    assert default_image() == f"heirloom/analysis:{__version__}"
+    tag = f"{__version__}-{content_hash()}"
+    assert default_image() == f"heirloom/analysis:{tag}"
     monkeypatch.setenv("HEIRLOOM_IMAGE", "registry.example:5000/group/heirloom")
-    assert default_image() == f"registry.example:5000/group/heirloom:{__version__}"
+    assert default_image() == f"registry.example:5000/group/heirloom:{tag}"
     assert default_image("me/img:v2") == "me/img:v2"
+    assert default_image("me/img@sha256:" + "a" * 64) == "me/img@sha256:" + "a" * 64
+    # a changed line of code names another image; byte-code caches do not count
+    copy = tmp_path / "checkout"
+    for name in IMAGE_INPUTS:
+        source = ROOT / name
+        shutil.copytree(source, copy / name) if source.is_dir() else \
+            (copy / name).parent.mkdir(parents=True, exist_ok=True) or shutil.copy(source, copy / name)
+    assert content_hash(copy) == content_hash()
+    (copy / "tasks" / "__pycache__").mkdir(exist_ok=True)
+    (copy / "tasks" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    assert content_hash(copy) == content_hash()
+    (copy / "tasks" / "select.py").write_text((copy / "tasks" / "select.py").read_text() + "\n# changed\n")
+    assert content_hash(copy) != content_hash()

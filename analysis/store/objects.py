@@ -10,6 +10,9 @@ Layout under ``$HEIRLOOM_STORE`` (default ``./store``)::
     manifests/                               cached identities of raw input files
     runs.jsonl                               one line per task that ran (what, key, when)
 
+Stores named by ``$HEIRLOOM_STORE_UPSTREAM`` are read, never written: a complete object
+found there is used where it is (:func:`upstream_roots`).
+
 An output is staged in ``tmp/`` and renamed into place in one atomic step, after its
 provenance is written; it counts as complete when that record lists files that exist
 with their sizes (:mod:`analysis.store.integrity`). While a task computes a key it holds
@@ -37,6 +40,21 @@ KEY_LENGTH = 40
 def store_root() -> Path:
     """The store folder: ``$HEIRLOOM_STORE`` or ``./store``."""
     return Path(os.environ.get("HEIRLOOM_STORE") or "store").absolute()
+
+
+def upstream_roots() -> list[Path]:
+    """Read-only stores consulted after the store itself: ``$HEIRLOOM_STORE_UPSTREAM``, a
+    ``:``-separated list of store folders (a group's store, the stores of the workflow
+    steps a step depends on). A complete object found there is used where it is, never
+    copied or changed; what is missing is computed into the store itself.
+
+    >>> import os; os.environ["HEIRLOOM_STORE_UPSTREAM"] = "/group/store:/ci/store"
+    >>> [str(p) for p in upstream_roots()]
+    ['/group/store', '/ci/store']
+    >>> del os.environ["HEIRLOOM_STORE_UPSTREAM"]
+    """
+    value = os.environ.get("HEIRLOOM_STORE_UPSTREAM", "")
+    return [Path(part).absolute() for part in value.split(os.pathsep) if part.strip()]
 
 
 def canonical_json(value: Any) -> str:

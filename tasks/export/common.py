@@ -10,33 +10,7 @@ import yaml
 
 from tasks.export.bundle import write_bundle
 from tasks.export.dag import Stage, stages, walk
-
-IMAGE_NAME = "heirloom/analysis"
-
-
-def default_image(image: str | None = None) -> str:
-    """The analysis image the exports name: ``image`` (``--image``), else ``$HEIRLOOM_IMAGE``,
-    else ``heirloom/analysis``; without a tag, the Heirloom version is the tag (what
-    ``docker build -f containers/Dockerfile -t heirloom/analysis:<version> .`` makes).
-
-    >>> default_image("registry.example/heirloom")          # doctest: +SKIP
-    'registry.example/heirloom:0.1.0'
-    """
-    from analysis import __version__
-
-    image = image or os.environ.get("HEIRLOOM_IMAGE") or IMAGE_NAME
-    name, tag = split_image(image)
-    return f"{name}:{tag or __version__}"
-
-
-def split_image(image: str) -> tuple[str, str]:
-    """``"heirloom/analysis:0.1.0"`` -> ``("heirloom/analysis", "0.1.0")``; no tag: ``""``
-    (a ``:`` in a registry's host:port is not a tag)."""
-    name, _, tag = image.rpartition(":")
-    if not name or "/" in tag:
-        return image, ""
-    return name, tag
-
+from tasks.export.image import default_image, split_image  # noqa: F401  (split_image: for the exporters)
 
 @dataclass
 class Export:
@@ -61,7 +35,7 @@ def prepare(config: str, task: str, outdir: str | Path, image: str | None = None
         raise SystemExit(f"heirloom export: unknown task '{task}' (one of {', '.join(task_module.__all__)})")
     cfg = load_config(config)
     outdir = Path(outdir)
-    config_file = write_bundle(cfg, outdir, source=_display(config))
+    config_file = write_bundle(cfg, outdir, source=shown_path(config))
     return Export(config=config, task=task, outdir=outdir, image=default_image(image),
                   stages=stages(walk(cls(config=config))), config_file=config_file, analysis=cfg.name)
 
@@ -73,7 +47,7 @@ def rebundled(exp: Export, outdir: str | Path) -> Export:
     from analysis.load import load_config
 
     outdir = Path(outdir)
-    write_bundle(load_config(exp.config), outdir, source=_display(exp.config))
+    write_bundle(load_config(exp.config), outdir, source=shown_path(exp.config))
     return replace(exp, outdir=outdir)
 
 
@@ -94,11 +68,11 @@ def write_yaml(path: Path, data, header: str = "") -> None:
 
 
 def header(exp: Export, what: str) -> str:
-    return (f"# {what}: written by `heirloom export` from {_display(exp.config)} (task {exp.task}).\n"
+    return (f"# {what}: written by `heirloom export` from {shown_path(exp.config)} (task {exp.task}).\n"
             f"# Do not edit: change the config and export again.\n")
 
 
-def _display(config: str) -> str:
+def shown_path(config: str) -> str:
     """The config path as given relative to the current folder when inside it (stable output)."""
     path = Path(config)
     try:

@@ -17,16 +17,21 @@ from pathlib import Path
 
 from tasks.export import yadage
 from tasks.export.bundle import write_bundle
-from tasks.export.common import Export, header, write_yaml
+from tasks.export.common import Export, shown_path, header, write_yaml
 
 NEW_SIGNAL = "newsignal.yaml"
 
 
 def catalogue_entry(exp: Export, new_signal: str | None, description: str) -> dict:
-    defaults = yadage.inputs(exp)
-    examples = {"default": {"initdata": defaults}}
+    """The entry; its examples run from the folder the export ran in (the repository root):
+    that folder is the init folder (``initdir: ..``, relative to recast's work folder),
+    so the configs are found there and its ``store`` is reused read-only."""
+    specs = shown_path(str(exp.outdir))
+    defaults = {**yadage.inputs(exp), "config": f"{specs}/{exp.config_file}"}
+    dataopts = {"initdir": ".."}
+    examples = {"default": {"dataopts": dataopts, "initdata": defaults}}
     if new_signal:
-        examples["newsignal"] = {"initdata": {**defaults, "config": new_signal}}
+        examples["newsignal"] = {"dataopts": dataopts, "initdata": {**defaults, "config": f"{specs}/{new_signal}"}}
     last = exp.stages[-1]
     return {
         "name": f"heirloom/{exp.analysis}",
@@ -35,13 +40,13 @@ def catalogue_entry(exp: Export, new_signal: str | None, description: str) -> di
             "short_description": description,
             "input requirements": ("initdata.config: a Heirloom config that forks the bundled analysis.yaml "
                                    "with the new signal (its dataset: generator parameters or files:, and its "
-                                   "cross-section); store: an absolute folder for the content-addressed store"),
+                                   "cross-section), in the init folder; initdata.cache: a store in the init "
+                                   "folder whose results are reused read-only (optional)"),
         },
         "spec": {"workflow": "workflow.yml"},
         "example_inputs": examples,
-        "results": [{"name": f"{last.family}: observed and expected results ({node.label})",
-                     "relpath": f"{last.family}_{i}/{yadage.PUBLISH}", "load_yaml": True}
-                    for i, node in enumerate(last.nodes)],
+        "results": [{"name": f"{last.family}: observed and expected results",
+                     "relpath": f"{last.family}/{yadage.PUBLISH}", "load_yaml": True}],
     }
 
 

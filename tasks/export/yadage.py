@@ -1,74 +1,97 @@
-"""A yadage workflow of a config's DAG: one stage per task family, scattered over its tasks.
+"""A yadage workflow of a config's DAG: one step per task family, its branches run together.
 
-Every stage runs the same step, ``heirloom step <Task> ...`` (written into each stage, so
-the workflow resolves from any top-level folder: REANA resolves references from the
-workspace root). Files written into the export folder:
+Each stage is one step, ``heirloom step <Family> --of <Task>``: ``law run`` of every task
+of that family under the exported task, in one process (one container start per family,
+not per task), in the order of the DAG. Each step writes its outputs into a store in its
+own folder (``{workdir}/store``) and reads the stores of the steps before it, which it
+is given as ``--upstream``, with the ``cache`` store (yadage's data model: a step writes only its own folder, and
+sees the folders of its dependencies read-only). The last step also copies its outputs,
+as plain files, to ``{workdir}/results/`` (what reana.yaml declares as outputs). Every
+path a step gets is absolute, so nothing depends on the folder a container starts in.
+
+Files written into the export folder:
 
 - ``workflow.yml``: the stages; each step runs in the analysis image
-  (``docker-encapsulated``, for REANA and any yadage with a container runtime);
+  (``docker-encapsulated``, for REANA and any yadage with a container runtime), named by
+  its content tag (:mod:`tasks.export.image`);
 - ``workflow-local.yml``: the same stages, each step a local process
   (``localproc-env``: needs ``heirloom`` on PATH, e.g. ``source .venv/bin/activate``);
-- ``inputs.yml``: the parameters: the bundled config, the store, each stage's task arguments;
-- ``analysis.yaml`` (+ ``plugins/``, ``corrections/``): the config, see :mod:`tasks.export.bundle`.
+- ``inputs.yml``: the parameters: the bundled config, and ``cache``, a store to reuse
+  read-only (``store``: when the init folder has one, e.g. the repository's own store);
+- ``analysis.yaml`` (+ ``plugins/``, ``corrections/``, ``inputs/``): see :mod:`tasks.export.bundle`.
 
-The structure (workflow*.yml) depends on the task families only; a changed cut
-changes ``analysis.yaml``, a changed dataset list the task arguments in ``inputs.yml``.
+The structure (workflow*.yml) depends on the task families only; a changed cut changes
+``analysis.yaml``.
 
     cd workflows/yadage/agc_ttbar
-    yadage-run work workflow-local.yml inputs.yml -d initdir=$PWD -p store=$PWD/store
+    yadage-run work workflow-local.yml inputs.yml -d initdir=$PWD
 """
 
 from __future__ import annotations
 
-from tasks.export.common import Export, header, split_image, step_command, write_yaml
+from tasks.export.common import Export, header, split_image, write_yaml
 
 PUBLISH = "heirloom-step.yml"
+CACHE = "store"
+RESULTS = "results"
 
 
-def args_parameter(family: str) -> str:
-    return f"{family}_args"
+def upstream_parameter(family: str) -> str:
+    return f"stores_{family}"
+
+
+def command(exp: Export, family: str, after: tuple, last: bool) -> str:
+    """The step's command line (yadage interpolates the ``{...}`` parameters)."""
+    cmd = f"heirloom step {family} --of {exp.task} --config {{config}} --store {{store}} --publish {{publish}}"
+    if last:
+        cmd += " --results {results}"
+    return cmd + " --upstream {cache} " + " ".join("{%s}" % upstream_parameter(dep) for dep in after)
 
 
 def workflow(exp: Export, local: bool) -> dict:
     """The stages of ``exp``: steps in the analysis image, or local processes (``local``).
 
-    A stage's parameters carry the names of the workflow inputs they take (``config``,
-    ``store``, ``<Task>_args``), as ``reana-client validate`` expects."""
+    A stage's parameters carry the names of the workflow inputs they take (``config``),
+    as ``reana-client validate`` expects."""
     stages = []
-    for stage in exp.stages:
-        args = args_parameter(stage.family)
+    for i, stage in enumerate(exp.stages):
+        last = i == len(exp.stages) - 1
+        parameters = {"config": {"step": "init", "output": "config"},
+                      "cache": {"step": "init", "output": "cache"},
+                      "store": "{workdir}/store",
+                      "publish": "{workdir}/" + PUBLISH}
+        if last:
+            parameters["results"] = "{workdir}/" + RESULTS
+        for dep in stage.after:
+            parameters[upstream_parameter(dep)] = {"step": dep, "output": "stores"}
         stages.append({
             "name": stage.family,
             "dependencies": list(stage.after) or ["init"],
             "scheduler": {
-                "scheduler_type": "multistep-stage",
-                "parameters": {name: {"step": "init", "output": name} for name in ("config", "store", args)},
-                "scatter": {"method": "zip", "parameters": [args]},
-                "step": step(exp, stage.family, local),
+                "scheduler_type": "singlestep-stage",
+                "parameters": parameters,
+                "step": step(exp, command(exp, stage.family, stage.after, last), local),
             },
         })
     return {"stages": stages}
 
 
-def step(exp: Export, family: str, local: bool) -> dict:
-    """The step of a stage: ``heirloom step <family>``, in the analysis image or a local process."""
+def step(exp: Export, cmd: str, local: bool) -> dict:
+    """A step running ``cmd``, in the analysis image or as a local process (``local``)."""
     name, tag = split_image(exp.image)
     environment = ({"environment_type": "localproc-env"} if local else
                    {"environment_type": "docker-encapsulated", "image": name, "imagetag": tag})
     return {
-        "process": {"process_type": "string-interpolated-cmd",
-                    "cmd": step_command(family, "{config}", "{store}", "{%s}" % args_parameter(family), PUBLISH)},
+        "process": {"process_type": "string-interpolated-cmd", "cmd": cmd},
         "publisher": {"publisher_type": "fromyaml-pub", "yamlfile": PUBLISH},
         "environment": environment,
     }
 
 
 def inputs(exp: Export) -> dict:
-    data = {"config": exp.config_file, "store": "store"}
-    for stage in exp.stages:
-        # "--" for a task without parameters: yadage would read "" as the path of its initdir
-        data[args_parameter(stage.family)] = [args or "--" for args in stage.args()]
-    return data
+    """The workflow's parameters: the config, and ``cache``, a store whose results the
+    steps reuse, read-only (``store`` in the folder the workflow starts from, when there is one)."""
+    return {"config": exp.config_file, "cache": CACHE}
 
 
 def export(exp: Export) -> list:
