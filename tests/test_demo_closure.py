@@ -37,25 +37,6 @@ def test_full_demo_closure(config_name, store, tmp_path):
     assert abs(value - injected) < 2 * error, (value, error, injected)
 
 
-def test_reinterpretation_fork_runs_only_the_signal_and_the_statistics(store, tmp_path):
-    """configs/reinterpret_example.yaml after the AGC analysis (test above, same store): only
-    the Z' chain, the merge of the histograms and the limit run; every background output
-    keeps its key. (The limit on a coarse grid here; the file itself uses a root search.)"""
-    agc = tmp_path / "agc.yaml"
-    agc.write_text(f"extends: {ROOT / 'configs' / 'agc_ttbar.yaml'}\n")
-    law_run("Histograms", agc, store)                 # done already when the closure test ran
-    before = len(runs(store))
-    fork = tmp_path / "reinterpret.yaml"
-    fork.write_text(f"extends: {ROOT / 'configs' / 'reinterpret_example.yaml'}\n"
-                    "limit: {bracket: null, scan: {low: 0, high: 6, points: 7}}\n")
-    law_run("Limit", fork, store)
-    ran = [(r["task"], r["label"].split("__")[0]) for r in runs(store)[before:]]
-    signal_chain = {("Generate", "zprime"), ("Skim", "zprime"), ("Select", "zprime"), ("Histogram", "zprime")}
-    assert set(ran) == signal_chain | {("Histograms", "all"), ("Limit", "all")}, ran
-    assert len(ran) == len(signal_chain) + 2 + sum(1 for t, _ in ran if t == "Skim") - 1   # Skim: one per chunk
-    cfg = load_config(fork)
-    limit = json.loads((store / "by-name" / cfg.name / "Limit" / "all" / "limit.json").read_text())
-    assert limit["poi"] == "mu_zprime" and limit["format"] == "heirloom.limit"
-    assert 0 < limit["expected"][0] < limit["expected"][2] < limit["expected"][4]
-    assert 0 < limit["observed"] < 6
-    assert (store / "by-name" / cfg.name / "Limit" / "all" / "limit.png").exists()
+# The reinterpretation fork after this analysis (only the Z' chain and the statistics run, the
+# documented limit): tests/test_container_workflows.py::test_recast_zprime_example_with_the_docker_backend,
+# through recast-atlas and the analysis image, on the session's AGC store.
