@@ -107,7 +107,8 @@ case "$MODE" in
         make_tool_env
         container_tools
         set +e
-        "$VENV/bin/python" -m pytest "$@"
+        # two workers (pytest-xdist), each test module whole in one of them (tests/conftest.py)
+        "$VENV/bin/python" -m pytest -n "${HEIRLOOM_TEST_WORKERS:-2}" --dist loadgroup "$@"
         rc=$?
         set -e
         [ $rc -eq 5 ] && { echo "no tests were collected" >&2; exit 1; }

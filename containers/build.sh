@@ -34,7 +34,7 @@ log() { printf '[image] %s\n' "$*" >&2; }
 
 if [ -n "$RUNNER" ]; then
     DOCKERFILE=containers/runner.Dockerfile
-    IMAGE="heirloom/workflow-runner:$(cat requirements-preserve.lock containers/runner.Dockerfile | sha256sum | cut -c1-12)"
+    IMAGE="heirloom/workflow-runner:$(cat requirements-runner.lock containers/runner.Dockerfile containers/steplog.py | sha256sum | cut -c1-12)"
 else
     DOCKERFILE=containers/Dockerfile
     IMAGE=$("$PYTHON" -m tasks.export.image)

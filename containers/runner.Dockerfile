@@ -1,5 +1,6 @@
-# The workflow runner image: yadage, packtivity and recast-atlas exactly as
-# requirements-preserve.lock pins them, and a docker client. recast-atlas's docker
+# The workflow runner image: yadage, packtivity and recast-atlas as requirements-runner.lock
+# pins them (the versions of requirements-preserve.lock, without reana-client and
+# snakemake), and a docker client. recast-atlas's docker
 # backend runs yadage in such an image, which starts each step's container through the
 # docker socket it is given (recast/recastatlas:v0.4.2 is the upstream one; this one is
 # built from the same pins as .venv-preserve, without a registry):
@@ -16,29 +17,28 @@ ARG CA_BUNDLE=
 ARG UV_CACHE_DIR=/tmp/uv-cache
 
 LABEL org.opencontainers.image.title="heirloom/workflow-runner" \
-      org.opencontainers.image.description="yadage, packtivity, recast-atlas (requirements-preserve.lock) and a docker client"
+      org.opencontainers.image.description="yadage, packtivity, recast-atlas (requirements-runner.lock) and a docker client"
 
 # docker run pulls a missing step image by itself; packtivity's extra pull would fail
 # for an image that only exists locally
+# containers/steplog.py: Heirloom's one-line messages from each step on the terminal
 ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
     PACKTIVITY_DOCKER_NOPULL=1 \
+    PYTHONPATH=/opt/runner \
+    PACKTIVITY_LOGGING_HANDLER=steplog:handlers \
     UV_LINK_MODE=copy
 
-COPY requirements-preserve.lock /opt/runner/requirements-preserve.lock
-# a C compiler for the one pinned source distribution (datrie), removed afterwards; the
-# docker client: the one build.sh mounts from the host (/opt/host-docker), else Debian's
+COPY requirements-runner.lock containers/steplog.py /opt/runner/
+# the docker client: the one build.sh mounts from the host (/opt/host-docker), else Debian's
 RUN set -eu; \
     if [ -n "$CA_BUNDLE" ]; then export SSL_CERT_FILE="$CA_BUNDLE" PIP_CERT="$CA_BUNDLE"; fi; \
-    export DEBIAN_FRONTEND=noninteractive; \
-    apt-get update -q; \
-    apt-get install -y -q --no-install-recommends gcc libc6-dev libpython3.11-dev; \
     if [ -x /opt/host-docker ]; then cp /opt/host-docker /usr/local/bin/docker; \
-    else apt-get install -y -q --no-install-recommends docker.io; fi; \
+    else export DEBIAN_FRONTEND=noninteractive; apt-get update -q; \
+         apt-get install -y -q --no-install-recommends docker.io; rm -rf /var/lib/apt/lists/*; fi; \
     python3.11 -m venv /opt/venv; \
     /opt/venv/bin/python -m pip install --no-cache-dir -q "uv==${UV_VERSION}"; \
     /opt/venv/bin/uv pip install -q --python /opt/venv/bin/python --compile-bytecode \
-        -r /opt/runner/requirements-preserve.lock; \
+        -r /opt/runner/requirements-runner.lock; \
     if [ "$UV_CACHE_DIR" = /tmp/uv-cache ]; then rm -rf /tmp/uv-cache; fi; \
-    apt-get purge -y -q --auto-remove gcc libc6-dev libpython3.11-dev; \
-    rm -rf /var/lib/apt/lists/* /tmp/* /root/.cache; \
+    rm -rf /tmp/* /root/.cache; \
     docker --version; yadage-run --help >/dev/null

@@ -19,6 +19,20 @@ os.environ["HEIRLOOM_TRUST_FILE"] = str(Path(tempfile.mkdtemp(prefix="heirloom-t
 os.environ.pop("HEIRLOOM_TRUSTED_PLUGINS", None)
 
 
+# Modules that share the session's AGC store run in one pytest-xdist worker (it is made once).
+SHARED_AGC_STORE = {"test_container_workflows", "test_demo_closure"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``./setup.sh test`` runs two workers, ``--dist loadgroup``), each
+    test module runs whole in one worker, so its module fixtures are made once; the
+    modules that share a session fixture run in the same worker."""
+    for item in items:
+        module = Path(str(item.fspath)).stem
+        group = "agc-store" if module in SHARED_AGC_STORE else str(Path(str(item.fspath)).relative_to(ROOT))
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def trust_plugin(path: Path) -> None:
     """Approve a plugin file a test wrote (as `heirloom trust FILE` would)."""
     from analysis.lang.trust import trust

@@ -182,6 +182,14 @@ def test_recast_zprime_example_with_the_docker_backend(agc_store, docker_host, a
     assert ran == {("Generate", "zprime"), ("Skim", "zprime"), ("Select", "zprime"), ("Histogram", "zprime"),
                    ("Histograms", "all"), ("Limit", "all")}
 
+    # a broken input: recast fails, and the step's one-line reason reaches the terminal
+    (root / "broken.yml").write_text("dataopts: {initdir: ..}\ninitdata: {config: no/such.yaml, cache: store}\n")
+    broken = subprocess.run([str(TOOLS / "recast"), "run", "heirloom/agc_zprime", "broken.yml", "--backend",
+                             "docker", "--tag", "broken"], cwd=root, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert broken.returncode != 0
+    assert "heirloom: config 'no/such.yaml' not found" in broken.stdout + broken.stderr
+
 
 @requires_shared("likelihoods", "pyhf-ins1748602-probability-models.tar.gz")
 def test_sbottom_bundle_runs_where_only_the_bundle_is(docker_host, analysis_image, tmp_path):

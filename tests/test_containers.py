@@ -151,3 +151,13 @@ def test_entrypoint_runs_where_it_starts_with_an_absolute_store(tmp_path):
     env["HEIRLOOM_STORE"] = "/store"
     out = subprocess.run([str(script), *show], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"{tmp_path}|/store"               # docker: ENV HEIRLOOM_STORE=/store
+
+
+def test_the_runner_pins_are_those_of_the_preservation_environment():
+    def pins(name: str) -> dict:
+        return dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / name).read_text(), re.M))
+
+    runner, preserve = pins("requirements-runner.lock"), pins("requirements-preserve.lock")
+    assert {"yadage", "packtivity", "recast-atlas"} <= set(runner)
+    assert {name: preserve.get(name) for name in runner} == runner
+    assert "requirements-runner.lock" in " ".join(arg for ins, arg in dockerfile("runner.Dockerfile") if ins == "COPY")

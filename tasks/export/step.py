@@ -49,15 +49,14 @@ def resolve_store(store: str) -> Path:
 
 
 def upstream_stores(paths: list[str]) -> list[str]:
-    """The ``--upstream`` stores that exist, absolute (a missing one is said and skipped:
-    the ``cache`` parameter names a store that a workflow may or may not be given)."""
+    """The ``--upstream`` stores that exist, absolute; the others are skipped (the ``cache``
+    parameter names a store that a workflow may or may not be given)."""
     found = []
     for path in paths:
         where = Path(path) if Path(path).is_absolute() else \
             Path(os.environ["REANA_WORKSPACE"]) / path if os.environ.get("REANA_WORKSPACE") else None
         if where is None or not (where / "objects").is_dir():
-            print(f"heirloom step: no store at {path}: not read", flush=True)
-            continue
+            continue                       # nothing there to reuse (a step that computed nothing)
         if str(where) not in found:
             found.append(str(where))
     return found
