@@ -23,6 +23,7 @@ os.environ.pop("HEIRLOOM_TRUSTED_PLUGINS", None)
 SHARED_AGC_STORE = {"test_container_workflows", "test_demo_closure"}
 
 
+@pytest.hookimpl(tryfirst=True)           # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (``./setup.sh test`` runs two workers, ``--dist loadgroup``), each
     test module runs whole in one worker, so its module fixtures are made once; the
