@@ -29,16 +29,20 @@ ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
     UV_LINK_MODE=copy
 
 COPY requirements-runner.lock containers/steplog.py /opt/runner/
+# graphviz: yadage draws the workflow with `dot` when it ends (recast-atlas asks for it);
 # the docker client: the one build.sh mounts from the host (/opt/host-docker), else Debian's
 RUN set -eu; \
     if [ -n "$CA_BUNDLE" ]; then export SSL_CERT_FILE="$CA_BUNDLE" PIP_CERT="$CA_BUNDLE"; fi; \
+    export DEBIAN_FRONTEND=noninteractive; \
+    apt-get update -q; \
+    apt-get install -y -q --no-install-recommends graphviz; \
     if [ -x /opt/host-docker ]; then cp /opt/host-docker /usr/local/bin/docker; \
-    else export DEBIAN_FRONTEND=noninteractive; apt-get update -q; \
-         apt-get install -y -q --no-install-recommends docker.io; rm -rf /var/lib/apt/lists/*; fi; \
+    else apt-get install -y -q --no-install-recommends docker.io; fi; \
+    rm -rf /var/lib/apt/lists/*; \
     python3.11 -m venv /opt/venv; \
     /opt/venv/bin/python -m pip install --no-cache-dir -q "uv==${UV_VERSION}"; \
     /opt/venv/bin/uv pip install -q --python /opt/venv/bin/python --compile-bytecode \
         -r /opt/runner/requirements-runner.lock; \
     if [ "$UV_CACHE_DIR" = /tmp/uv-cache ]; then rm -rf /tmp/uv-cache; fi; \
     rm -rf /tmp/* /root/.cache; \
-    docker --version; yadage-run --help >/dev/null
+    docker --version; dot -V; yadage-run --help >/dev/null
