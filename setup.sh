@@ -72,7 +72,7 @@ container_tools() {
     local start=$SECONDS
     log "installing $want (Debian packages) for the container tests"
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $want >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $want >/dev/null
     log "container tools ready in $((SECONDS - start)) s"
 }
 
@@ -107,8 +107,8 @@ case "$MODE" in
         make_tool_env
         container_tools
         set +e
-        # two workers (pytest-xdist), each test module whole in one of them (tests/conftest.py)
-        "$VENV/bin/python" -m pytest -n "${HEIRLOOM_TEST_WORKERS:-2}" --dist loadgroup "$@"
+        # two workers (pytest-xdist), each test module whole in one of them
+        "$VENV/bin/python" -m pytest -n "${HEIRLOOM_TEST_WORKERS:-2}" --dist loadfile "$@"
         rc=$?
         set -e
         [ $rc -eq 5 ] && { echo "no tests were collected" >&2; exit 1; }

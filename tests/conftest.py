@@ -19,21 +19,6 @@ os.environ["HEIRLOOM_TRUST_FILE"] = str(Path(tempfile.mkdtemp(prefix="heirloom-t
 os.environ.pop("HEIRLOOM_TRUSTED_PLUGINS", None)
 
 
-# Modules that share the session's AGC store run in one pytest-xdist worker (it is made once).
-SHARED_AGC_STORE = {"test_container_workflows", "test_demo_closure"}
-
-
-@pytest.hookimpl(tryfirst=True)           # before xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``./setup.sh test`` runs two workers, ``--dist loadgroup``), each
-    test module runs whole in one worker, so its module fixtures are made once; the
-    modules that share a session fixture run in the same worker."""
-    for item in items:
-        module = Path(str(item.fspath)).stem
-        group = "agc-store" if module in SHARED_AGC_STORE else str(Path(str(item.fspath)).relative_to(ROOT))
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 def trust_plugin(path: Path) -> None:
     """Approve a plugin file a test wrote (as `heirloom trust FILE` would)."""
     from analysis.lang.trust import trust
@@ -126,9 +111,12 @@ def roundtrip(tmp_path_factory):
 @pytest.fixture(scope="session")
 def agc_store(tmp_path_factory) -> Path:
     """A store holding the full AGC analysis on generated data up to its histograms (what
-    `./setup.sh demo` computes before the fit), shared by the tests that build on it."""
-    store = tmp_path_factory.mktemp("agc") / "store"
-    config = store.parent / "agc_ttbar.yaml"
+    `./setup.sh demo` computes before the fit), shared by the tests that build on it.
+    Under pytest-xdist the workers share one store: the store's per-key locks let each
+    task be computed once, and a worker that finds a task being computed waits for it."""
+    base = tmp_path_factory.getbasetemp()
+    store = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "agc-store"
+    config = tmp_path_factory.mktemp("agc") / "agc_ttbar.yaml"
     config.write_text(f"extends: {ROOT / 'configs' / 'agc_ttbar.yaml'}\n")
     law_run("Histograms", config, store, "--executor", "futures", "--workers", "2")
     return store
