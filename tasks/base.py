@@ -253,9 +253,10 @@ class HeirloomTask(law.Task):
         """Where this task's output is: the store itself, or a read-only upstream store
         that holds it complete (``$HEIRLOOM_STORE_UPSTREAM``); else where it will be."""
         local = store.entry(self.task_family, self.key())
-        if integrity.incomplete(local) is None:
+        roots = store.upstream_roots()
+        if not roots or integrity.incomplete(local) is None:      # no upstream: no extra check
             return local
-        for root in store.upstream_roots():
+        for root in roots:
             found = store.entry(self.task_family, self.key(), root)
             if integrity.incomplete(found) is None:
                 return found

@@ -15,14 +15,16 @@ import law
 import luigi
 
 
-def family_tasks(top, family: str) -> list:
-    """The tasks of ``family`` under ``top`` (itself included), in dependency order, each once.
+def tree(top) -> list:
+    """Every task under ``top`` (itself included), dependencies before dependents, each
+    once, in a deterministic order (depth first, inputs in the order ``requires`` gives them).
 
     >>> from tasks import Plot                                        # doctest: +SKIP
-    >>> [t.label() for t in family_tasks(Plot(config="configs/demo.yaml"), "Select")][:2]  # doctest: +SKIP
-    ['ttbar', 'ttbar__scaleup']
+    >>> [t.task_family for t in tree(Plot(config="configs/demo.yaml"))][:2]  # doctest: +SKIP
+    ['Generate', 'Skim']
     """
-    found, seen = [], set()
+    order: list = []
+    seen: set = set()
 
     def visit(task) -> None:
         ident = (task.task_family, task.label())
@@ -31,11 +33,19 @@ def family_tasks(top, family: str) -> list:
         seen.add(ident)
         for child in task.input_tasks().values():
             visit(child)
-        if task.task_family == family:
-            found.append(task)
+        order.append(task)
 
     visit(top)
-    return found
+    return order
+
+
+def family_tasks(top, family: str) -> list:
+    """The tasks of ``family`` under ``top``, in the order of :func:`tree`.
+
+    >>> [t.label() for t in family_tasks(Plot(config="configs/demo.yaml"), "Select")][:2]  # doctest: +SKIP
+    ['ttbar', 'ttbar__scaleup']
+    """
+    return [task for task in tree(top) if task.task_family == family]
 
 
 class Branches(law.WrapperTask):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +9,8 @@ import yaml
 
 from tasks.export.bundle import write_bundle
 from tasks.export.dag import Stage, stages, walk
-from tasks.export.image import default_image, split_image  # noqa: F401  (split_image: for the exporters)
+from tasks.export.image import default_image
+
 
 @dataclass
 class Export:

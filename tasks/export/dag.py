@@ -10,6 +10,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from tasks.branches import tree
+
 
 @dataclass(frozen=True)
 class Node:
@@ -42,22 +44,10 @@ class Stage:
 
 
 def walk(task) -> list[Node]:
-    """Every task under ``task`` (itself included), dependencies before dependents, in a
-    deterministic order (depth first, inputs in the order ``requires`` gives them)."""
-    order: list[Node] = []
-    seen: set = set()
-
-    def visit(t) -> tuple:
-        ident = (t.task_family, t.label())
-        if ident in seen:
-            return ident
-        seen.add(ident)
-        needs = tuple(visit(child) for child in t.input_tasks().values())
-        order.append(Node(t.task_family, t.label(), tuple(t.key_params().items()), needs))
-        return ident
-
-    visit(task)
-    return order
+    """Every task under ``task`` (itself included) as a Node, in the order of
+    :func:`tasks.branches.tree` (dependencies before dependents, deterministic)."""
+    return [Node(t.task_family, t.label(), tuple(t.key_params().items()),
+                 tuple((c.task_family, c.label()) for c in t.input_tasks().values())) for t in tree(task)]
 
 
 def stages(nodes: list[Node]) -> list[Stage]:

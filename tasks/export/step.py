@@ -37,27 +37,30 @@ class StepError(HeirloomError):
     pass
 
 
-def resolve_store(store: str) -> Path:
-    path = Path(store)
-    if path.is_absolute():
-        return path
+def in_workspace(path: str) -> Path | None:
+    """``path`` made absolute: as it is, or inside ``$REANA_WORKSPACE`` (REANA); None when
+    it is relative and there is no workspace."""
+    if Path(path).is_absolute():
+        return Path(path)
     workspace = os.environ.get("REANA_WORKSPACE")
-    if workspace:
-        return Path(workspace) / path
-    raise StepError(f"--store {store!r} is relative, but every workflow step runs in a folder of its own: "
-                    "give an absolute path (yadage-run ... -p store=$PWD/store)")
+    return Path(workspace) / path if workspace else None
+
+
+def resolve_store(store: str) -> Path:
+    path = in_workspace(store)
+    if path is None:
+        raise StepError(f"--store {store!r} is relative, but every workflow step runs in a folder of its own: "
+                        "give an absolute path (yadage-run ... -p store=$PWD/store)")
+    return path
 
 
 def upstream_stores(paths: list[str]) -> list[str]:
     """The ``--upstream`` stores that exist, absolute; the others are skipped (the ``cache``
     parameter names a store that a workflow may or may not be given)."""
-    found = []
+    found: list[str] = []
     for path in paths:
-        where = Path(path) if Path(path).is_absolute() else \
-            Path(os.environ["REANA_WORKSPACE"]) / path if os.environ.get("REANA_WORKSPACE") else None
-        if where is None or not (where / "objects").is_dir():
-            continue                       # nothing there to reuse (a step that computed nothing)
-        if str(where) not in found:
+        where = in_workspace(path)
+        if where is not None and (where / "objects").is_dir() and str(where) not in found:
             found.append(str(where))
     return found
 

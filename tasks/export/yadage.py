@@ -29,7 +29,8 @@ The structure (workflow*.yml) depends on the task families only; a changed cut c
 
 from __future__ import annotations
 
-from tasks.export.common import Export, header, split_image, write_yaml
+from tasks.export.common import Export, header, write_yaml
+from tasks.export.image import split_image
 
 PUBLISH = "heirloom-step.yml"
 CACHE = "store"
