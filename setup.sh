@@ -58,27 +58,36 @@ make_tool_env() {
     log "preservation tools ready in $((SECONDS - start)) s: $env/bin/{yadage-run,snakemake,reana-client}"
 }
 
-container_tools() {
-    # podman runs the exported workflows' containers in the test suite (no Docker daemon
-    # needed); mmdebstrap makes the local base image from Debian packages
-    local want="podman mmdebstrap runc uidmap fuse-overlayfs slirp4netns"
+debian_packages() {
+    # debian_packages WHAT "PACKAGES" COMMANDS...: install PACKAGES (apt, as root) unless
+    # every one of COMMANDS is already on the PATH
+    local what=$1 want=$2; shift 2
     local missing=()
-    for tool in podman mmdebstrap runc; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+    for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        log "container tests need: $want (Debian packages); missing: ${missing[*]}"
+        log "$what need: $want (Debian packages); missing: ${missing[*]}"
         return 0
     fi
     local start=$SECONDS
-    log "installing $want (Debian packages) for the container tests"
+    log "installing $want (Debian packages) for $what"
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $want >/dev/null
-    log "container tools ready in $((SECONDS - start)) s"
+    log "$what ready in $((SECONDS - start)) s"
+}
+
+test_services() {
+    # podman runs the exported workflows' containers in the test suite (no Docker daemon
+    # needed); mmdebstrap makes the local base image from Debian packages; a single-node
+    # Slurm (tests/services/slurm.sh, started and stopped by the tests) runs batch jobs
+    debian_packages "the container tests" "podman mmdebstrap runc uidmap fuse-overlayfs slirp4netns" \
+        podman mmdebstrap runc
+    debian_packages "the batch tests" "slurm-wlm munge" slurmctld slurmd munged sbatch
 }
 
 index_tasks() {
     # the law index lists the tasks for `law run`; refresh it when task modules change
-    local sig; sig=$(cat tasks/*.py | sha256sum | cut -d' ' -f1)
+    local sig; sig=$(find tasks -name '*.py' | sort | xargs cat | sha256sum | cut -d' ' -f1)
     if [ ! -f .law/index ] || [ "$(cat .law/index.sig 2>/dev/null)" != "$sig" ]; then
         "$VENV/bin/law" index -q >/dev/null
         echo "$sig" > .law/index.sig
@@ -105,7 +114,7 @@ case "$MODE" in
         ;;
     test)
         make_tool_env
-        container_tools
+        test_services
         set +e
         # two workers (pytest-xdist), each test module whole in one of them
         "$VENV/bin/python" -m pytest -n "${HEIRLOOM_TEST_WORKERS:-2}" --dist loadfile "$@"

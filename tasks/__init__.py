@@ -3,6 +3,7 @@
 PublishedLikelihood -> CLsScan -> ExclusionPlot (a published likelihood)."""
 
 from tasks.agc_layout import AGCHistograms
+from tasks.batch.workflow import BatchBranches  # noqa: F401  (--workflow slurm|htcondor: a family as batch jobs)
 from tasks.branches import Branches  # noqa: F401  (law run Branches: one family's tasks together)
 from tasks.inputs import Generate, Skim
 from tasks.likelihood import CLsScan, ExclusionPlot, PublishedLikelihood

@@ -32,7 +32,7 @@ from analysis.store import objects as store
 from analysis.store.code_cache import CodeCache
 from analysis.store.code_identity import graph_for
 from analysis.store.environment import environment
-from analysis.store.provenance import build_record, now
+from analysis.store.provenance import build_record, job_context, now
 
 #: the layout of a key's components; bumped when it changes (``heirloom why`` says so)
 KEY_FORMAT = 2
@@ -137,6 +137,19 @@ class execution(luigi.Config):  # noqa: N801  (luigi names config sections after
                                      description="where the event loop runs: iterative, futures or dask")
     scheduler = luigi.Parameter(default="", description="Dask scheduler address (tcp://host:port); "
                                 "a local cluster when empty")
+    cluster = luigi.ChoiceParameter(choices=("local", "slurm", "htcondor"), default="local",
+                                    description="with --executor dask and no --scheduler: a local cluster, or "
+                                    "Dask workers in slurm or htcondor batch jobs (dask-jobqueue)")
+    jobs = luigi.IntParameter(default=0, description="--cluster slurm|htcondor: batch jobs, one Dask worker each")
+    gpu_workers = luigi.IntParameter(default=0, description="--cluster local: of the --workers, this many "
+                                     "advertise the Dask resource GPU=1 (device: cuda steps run there)")
+
+    def dask_options(self) -> dict:
+        """The Dask options for provenance (only with ``--executor dask``)."""
+        if self.executor != "dask":
+            return {}
+        return {"cluster": "remote" if self.scheduler else self.cluster, "jobs": self.jobs or None,
+                "gpu_workers": self.gpu_workers or None}
 
 
 def debugging() -> bool:
@@ -170,13 +183,30 @@ def current_workers() -> int:
         return 1
 
 
+#: parameters that say where the work runs, never what it computes: no key, not passed down
+BATCH_PARAMS = {"workflow", "tasks_per_job", "parallel_jobs", "retries", "poll_interval"}
+
+
 class HeirloomTask(law.Task):
-    """Base task: content-addressed output at ``<store>/objects/<Family>/<key>``."""
+    """Base task: content-addressed output at ``<store>/objects/<Family>/<key>``.
+
+    ``--workflow slurm|htcondor`` runs every task below this one as batch jobs, one task
+    family after the other, through law's remote workflows (:mod:`tasks.batch`); this task
+    itself then runs here. ``local`` (the default) runs them all in this process.
+    """
 
     config = ConfigParameter(description="analysis config (YAML)")
+    workflow = luigi.ChoiceParameter(choices=("local", "slurm", "htcondor"), default="local", significant=False,
+                                     description="run the tasks below this one as batch jobs: slurm or htcondor")
+    tasks_per_job = luigi.IntParameter(default=1, significant=False, description="batch: tasks in one job")
+    parallel_jobs = luigi.IntParameter(default=-1, significant=False,
+                                       description="batch: jobs queued or running at once (-1: no limit)")
+    retries = luigi.IntParameter(default=2, significant=False, description="batch: resubmissions of a failed job")
+    poll_interval = law.DurationParameter(default=0.5, unit="m", significant=False,
+                                          description="batch: time between status queries (default: 30s)")
 
     format_version = 1
-    exclude_params_req = set()
+    exclude_params_req = set(BATCH_PARAMS)
 
     # ---- what a subclass describes --------------------------------------------------
     def key_params(self) -> dict:
@@ -204,6 +234,14 @@ class HeirloomTask(law.Task):
         return "__".join(str(v) for v in self.key_params().values()) or "all"
 
     # ---- machinery ------------------------------------------------------------------
+    def deps(self):
+        """What luigi schedules first: the inputs, or with ``--workflow slurm|htcondor``
+        one batch workflow per task family below this task."""
+        if self.workflow == "local":
+            return super().deps()
+        batch = luigi.task_register.Register.get_task_cls("BatchBranches")
+        return batch.for_top(self)
+
     @property
     def cfg(self):
         cached = self.__dict__.get("_cfg")
@@ -338,7 +376,9 @@ class HeirloomTask(law.Task):
                 extra={"analysis": self.cfg.name, "config_file": str(self.config),
                        "code_units": code_identity(type(self))["units"],
                        "executor": {"name": execution().executor, "workers": current_workers(),
-                                    "scheduler": execution().scheduler or None}, **extra})
+                                    "scheduler": execution().scheduler or None, **execution().dask_options(),
+                                    **extra.pop("executor", {})},
+                       "batch": job_context(), **extra})
             (stage / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
         store.link_by_name(target, self.cfg.name, self.label())
         store.log_run(target.root, {"task": self.task_family, "label": self.label(), "key": self.key(),

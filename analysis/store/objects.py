@@ -8,6 +8,7 @@ Layout under ``$HEIRLOOM_STORE`` (default ``./store``)::
     locks/                                   one lock file (host, pid, lease) per key being computed
     quarantine/                              damaged objects moved aside, each with a .why note
     manifests/                               cached identities of raw input files
+    batch/                                   batch submissions: key manifests, code snapshots, job files, logs
     runs.jsonl                               one line per task that ran (what, key, when)
 
 Stores named by ``$HEIRLOOM_STORE_UPSTREAM`` are read, never written: a complete object
@@ -100,7 +101,7 @@ def inside(root: Path, path: Path) -> Path:
 
 
 #: the store's own folders and files: never symbolic links (a planted link would lead out)
-LAYOUT = ("objects", "by-name", "tmp", "locks", "quarantine", "manifests", "runs.jsonl")
+LAYOUT = ("objects", "by-name", "tmp", "locks", "quarantine", "manifests", "batch", "runs.jsonl")
 
 
 def check_layout(root: Path) -> Path:

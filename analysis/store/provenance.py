@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import hashlib
 import importlib.metadata
 import platform
@@ -21,6 +22,31 @@ PACKAGES = ("heirloom", "law", "luigi", "coffea", "awkward", "uproot", "hist", "
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def job_context() -> dict | None:
+    """Where this process runs as a batch job (for provenance): system, job id, host;
+    None outside a batch job.
+
+    >>> job_context() is None or job_context()["system"] in ("slurm", "htcondor")
+    True
+    """
+    host = socket.gethostname()
+    if os.environ.get("SLURM_JOB_ID"):
+        return {"system": "slurm", "job_id": os.environ["SLURM_JOB_ID"], "host": host,
+                "partition": os.environ.get("SLURM_JOB_PARTITION")}
+    if os.environ.get("_CONDOR_JOB_AD"):
+        return {"system": "htcondor", "job_id": _condor_job_id(), "host": host}
+    return None
+
+
+def _condor_job_id() -> str | None:
+    try:
+        ad = Path(os.environ["_CONDOR_JOB_AD"]).read_text()
+    except (KeyError, OSError):
+        return None
+    fields = dict(line.split(" = ", 1) for line in ad.splitlines() if " = " in line)
+    return f"{fields.get('ClusterId', '?')}.{fields.get('ProcId', '?')}"
 
 
 @functools.lru_cache(maxsize=1)
