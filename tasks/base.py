@@ -125,7 +125,9 @@ class ConfigParameter(luigi.Parameter):
 
 
 class execution(luigi.Config):  # noqa: N801  (luigi names config sections after the class)
-    """Where the event loops run: ``--executor``, ``--scheduler`` (and luigi's ``--workers``).
+    """Where the event loops run: ``--executor``, ``--scheduler`` (and luigi's ``--workers``);
+    for Dask also ``--cluster local|slurm|htcondor``, ``--jobs N`` (batch jobs, one worker
+    each) and ``--gpu-workers K`` (local workers that advertise ``GPU=1``): docs/dask-batch.md.
 
     Global options, not task parameters: they are result-neutral, so they never enter a
     content address, and ``law run`` accepts them for any task. Defaults can also be set

@@ -13,11 +13,52 @@ from tasks.base import HeirloomTask, current_workers, execution
 from tasks.inputs import Skim, dataset_chunks
 
 
+def cuda_models(cfg) -> list:
+    """Names of the ``models:`` entries that run their inference with ``device: cuda``."""
+    models = cfg.section("models", default={}) or {}
+    return sorted(name for name, spec in models.items() if isinstance(spec, dict) and spec.get("device") == "cuda")
+
+
+def close_forked_clusters() -> None:
+    """With ``--workers N > 1`` luigi runs each task in a forked process that ends with
+    ``os._exit``, skipping the atexit handler that closes a local Dask cluster (its nannies
+    then die noisily): close it at the end of the task instead."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        from analysis.select.dask_cluster import close_clusters
+
+        close_clusters()
+
+
+def dask_spec(cfg, family: str, gpu: bool):
+    """The Dask cluster of ``--executor dask`` for a task family: the execution options and,
+    for batch jobs (``--cluster slurm|htcondor``), the family's ``resources:``, with at least
+    one GPU per job when the family has a device step (a GPU batch slot)."""
+    import dataclasses
+
+    from analysis.select.dask_cluster import ClusterSpec
+
+    run = execution()
+    resources = None
+    if run.cluster != "local" and not run.scheduler:
+        from analysis.batch.resources import family_resources
+
+        resources = family_resources(cfg, family)
+        if gpu and resources.gpus < 1:
+            resources = dataclasses.replace(resources, gpus=1)
+    return ClusterSpec(kind=run.cluster, workers=current_workers(), scheduler=run.scheduler or None,
+                       jobs=run.jobs, gpu_workers=run.gpu_workers, resources=resources)
+
+
 class Select(HeirloomTask):
     """Objects, event selection, regions, observables and all variations for one dataset.
 
     Runs the event loop over the dataset's skimmed chunks with the chosen executor
-    (``--executor iterative|futures|dask``, ``--workers N``, ``--scheduler ADDRESS``).
+    (``--executor iterative|futures|dask``, ``--workers N``, ``--scheduler ADDRESS``,
+    ``--cluster local|slurm|htcondor``, ``--jobs N``, ``--gpu-workers N``). When a ``models:``
+    entry infers on ``device: cuda``, the chunks go to Dask workers that advertise ``GPU=1``
+    and provenance lists the worker of each chunk (``device_steps``).
     """
 
     dataset = luigi.Parameter(description="dataset name in the config")
@@ -39,7 +80,6 @@ class Select(HeirloomTask):
                 for c in dataset_chunks(self, self.dataset)}
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis.select.executors import make_executor
         from analysis.select.processor import run_selection
         from analysis.select.selection import plan_from_config
         from analysis.io.skim import SKIM_TREE
@@ -52,10 +92,15 @@ class Select(HeirloomTask):
         plan = plan_from_config(cfg, self.dataset)
         t0 = time.time()
         n_pre = sum(st["events_out"] for st in stats)
+        where: dict = {}
         if files:
-            executor = make_executor(execution().executor, current_workers(), execution().scheduler or None)
-            output = run_selection(files, plan, executor, tree=SKIM_TREE,
-                                   chunksize=int(cfg.section("select", "chunk_size", default=200_000)))
+            executor = self._executor()
+            try:
+                output = run_selection(files, plan, executor, tree=SKIM_TREE,
+                                       chunksize=int(cfg.section("select", "chunk_size", default=200_000)))
+                where = self._where(executor)
+            finally:
+                close_forked_clusters()
         else:
             output = {"chunks": {}, "cutflow_events": {}, "cutflow_weights": {}, "events": 0}
         seconds = time.time() - t0
@@ -71,7 +116,41 @@ class Select(HeirloomTask):
         print(f"Select[{self.dataset}]: {n_pre} events in {seconds:.1f} s "
               f"({n_pre / max(seconds, 1e-6) / 1e3:.1f} kHz, executor={execution().executor}, "
               f"workers={current_workers()}), {rows} rows written", flush=True)
-        return {"events": n_pre, "events_generated": cutflow["events"]["all"]}
+        return {"events": n_pre, "events_generated": cutflow["events"]["all"], **where}
+
+    def _executor(self):
+        """The coffea executor; on Dask with a ``device: cuda`` model, one that routes the chunks."""
+        from analysis.select.executors import make_executor
+
+        name = execution().executor
+        if name != "dask":
+            return make_executor(name, current_workers())
+        from analysis.select.dask_cluster import dask_client, device_resources
+
+        models = cuda_models(self.cfg)
+        spec = dask_spec(self.cfg, "Select", gpu=bool(models))
+        client = dask_client(spec=spec)
+        if not models:
+            return make_executor(name, cluster=spec)
+        resources = device_resources(client, f"Select[{self.dataset}] (models {', '.join(models)})")
+        return make_executor(name, cluster=spec, resources=resources or {})
+
+    def _where(self, executor) -> dict:
+        """Provenance of where the event loop ran: the Dask cluster, and per chunk of a
+        ``device: cuda`` model the worker that ran it."""
+        out: dict = {}
+        client = getattr(executor, "client", None)
+        if client is not None:
+            from analysis.select.dask_cluster import cluster_record
+
+            out["executor"] = {"dask": cluster_record(client)}
+        models = cuda_models(self.cfg)
+        if models:
+            records = getattr(executor, "records", None)
+            out["device_steps"] = ([{**r, "device": "cuda", "models": models} for r in records] if records is not None
+                                   else [{"step": "select_event_loop", "device": "cuda", "models": models,
+                                          "worker": None}])
+        return out
 
 
 class Histogram(HeirloomTask):
@@ -96,15 +175,49 @@ class Histogram(HeirloomTask):
         return {"selected": Select.req(self, dataset=self.dataset)}
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        import pyarrow.parquet as pq
-
         from analysis.hist import histograms
+        from analysis.hist.device_fill import configured_device
 
         excerpt = self.config_excerpt()
         cutflow = json.loads((inputs["selected"] / "cutflow.json").read_text())
         scale = histograms.mc_scale(excerpt["kind"], excerpt["xsec"], excerpt["lumi"] or 1.0, cutflow,
                                     excerpt["weighted_normalisation"])
-        table = pq.read_table(inputs["selected"] / "selected.parquet")
-        hists = histograms.fill_from_table(table, excerpt["regions"], excerpt["binning"], scale)
+        path = inputs["selected"] / "selected.parquet"
+        device = configured_device(self.cfg)
+        if device == "cpu":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            hists = histograms.fill_from_table(table, excerpt["regions"], excerpt["binning"], scale)
+            rows, extra = table.num_rows, {}
+        else:
+            hists, rows, extra = self._fill_on_device(str(path), excerpt, scale, device)
         histograms.dump(hists, outdir / "histograms.json")
-        return {"scale": scale, "events": table.num_rows}
+        return {"scale": scale, "events": rows, **extra}
+
+    def _fill_on_device(self, path: str, excerpt: dict, scale: float, device: str) -> tuple:
+        """Fill with ``histogram.device`` (:mod:`analysis.hist.device_fill`): here, or with
+        ``--executor dask`` on a worker that advertises ``GPU=1``; provenance names the worker."""
+        from analysis.hist.device_fill import fill_parquet
+
+        args = (path, excerpt["regions"], excerpt["binning"], scale, device)
+        if execution().executor != "dask":
+            hists, info = fill_parquet(*args)
+            rows = info.pop("rows")
+            return hists, rows, {"device_steps": [{"step": "histogram_fill", **info, "worker": None}]}
+        from analysis.select.dask_cluster import cluster_record, dask_client, run_on_device
+
+        client = dask_client(spec=dask_spec(self.cfg, "Histogram", gpu=True))
+        try:
+            (hists, info), records = run_on_device(client, fill_parquet, *args, step="histogram_fill",
+                                                   what=f"Histogram[{self.dataset}]")
+            cluster = cluster_record(client)
+        finally:
+            close_forked_clusters()
+        rows = info.pop("rows")
+        steps = [{**record, **info} for record in records]
+        for step in steps:
+            if step["fallback"]:
+                print(f"Histogram[{self.dataset}]: device cuda on worker {step.get('worker')}: "
+                      f"{step['fallback']}; filled with numpy (same histograms)", flush=True)
+        return hists, rows, {"device_steps": steps, "executor": {"dask": cluster}}

@@ -108,6 +108,10 @@ class AnalysisConfig:
         for name, obj in self.data.get("objects", {}).items():
             if "where" in obj:
                 yield ("objects", name, "where")
+        for name, spec in self.data.get("models", {}).items():      # ML inputs: see the objects
+            for key, text in spec["inputs"].items():
+                yield from ([("models", name, "inputs", key, i) for i in range(len(text))] if isinstance(text, list)
+                            else [("models", name, "inputs", key)])
         for index, _ in enumerate(self.data.get("selection", [])):
             yield ("selection", index, "cut")
         for name, region in self.regions.items():
@@ -190,7 +194,7 @@ class AnalysisConfig:
 #: top-level keys of an event analysis, meaningless next to ``likelihood:``
 EVENT_KEYS = ("datasets", "regions", "objects", "selection", "observables", "systematics", "skim", "select",
               "model", "external_histograms", "fit", "plots", "event_weight", "demo", "tree", "lumi",
-              "plugins", "corrections", "limit")
+              "plugins", "corrections", "limit", "models")
 
 
 def check_kind(data: dict, locations: dict, file: str) -> None:
@@ -412,6 +416,8 @@ def check_names(cfg: AnalysisConfig, branches: Iterable[str]) -> None:
         known = set(roots)
         if path[0] != "skim":
             known |= set(objects)
+        if path[0] not in ("skim", "models"):        # models' output columns (analysis.ml)
+            known |= {c for spec in cfg.data.get("models", {}).values() for c in spec["outputs"].values()}
         if path[0] == "objects":
             known = set(roots) | set(objects[:objects.index(path[1])])
         unknown = sorted(compiled.names - known)

@@ -155,6 +155,47 @@ LIMIT = _obj({
     "tolerance": {"type": "number", "exclusiveMinimum": 0},
 }, required=("signal", "poi"))
 
+# What one batch job of a task family asks for (analysis.batch.resources; result-neutral:
+# never in a content key). Memory suffixes are binary (4GB = 4096 MiB); a bare number is MiB.
+MEMORY_PATTERN = r"^ *([0-9]+(\.[0-9]*)?|\.[0-9]+) *([KkMmGgTt]([Ii]?[Bb])?)? *\Z"
+PARTITION_PATTERN = r"^[A-Za-z0-9_.,+-]+\Z"      # also an HTCondor accounting group: one word
+WALLTIME_EXPECTED = ('a walltime in quotes like "01:30:00" (HH:MM:SS), "45:00" (MM:SS) or "90" (minutes); '
+                     'unquoted, YAML reads 45:00 as the number 2700')
+WALLTIME_PATTERN = r"^ *([0-9]+|[0-9]+:[0-5][0-9]|([0-9]+-)?[0-9]+:[0-5][0-9]:[0-5][0-9]) *\Z"
+RESOURCE_SPEC = _obj({
+    "cpus": {"type": "integer", "minimum": 1},
+    "memory": {"type": ["string", "integer"], "pattern": MEMORY_PATTERN, "minimum": 1,
+               "x-expected": "a memory size like 4GB, 2000MB or 1.5GiB (binary units; a number is MiB)"},
+    "gpus": {"type": "integer", "minimum": 0},
+    "walltime": {"type": "string", "pattern": WALLTIME_PATTERN,     # a string: YAML reads 45:00 as 2700
+                 "x-expected": WALLTIME_EXPECTED},
+    "partition": {"type": "string", "pattern": PARTITION_PATTERN, "x-expected": "a partition name (letters, "
+                  "digits and _ . , + -)", "description": "Slurm partition (--partition); HTCondor accounting_group"},
+})
+RESOURCES = {"type": "object", "additionalProperties": RESOURCE_SPEC,
+             "propertyNames": {"pattern": r"^(default|[A-Z][A-Za-z0-9_]*)\Z",
+                               "x-expected": "a task family (Skim, Select, Fit, ...) or default"},
+             "description": "task family (Skim, Fit, ...) or default -> its batch resources"}
+
+# Where the Histogram task fills (analysis.hist.device_fill). Result-neutral: both devices
+# give identical histograms, so the device never enters a content key.
+HISTOGRAM = _obj({
+    "device": {"enum": ["cpu", "cuda"], "description": "cuda: bin indices and sums with cupy on a GPU "
+               "(numpy, with one log line, where there is none); on Dask, runs on a GPU=1 worker"},
+})
+
+# An ONNX model run in Select (analysis.ml.models): its file's content enters Select's key.
+ML_MODEL = _obj({
+    "file": {"type": "string", "minLength": 1, "description": "ONNX file, relative to the config that sets it "
+             "(inside its folder)"},
+    "inputs": {"type": "object", "minProperties": 1, "additionalProperties": {"anyOf": [
+        _EXPR, {"type": "array", "minItems": 1, "items": _EXPR}]},
+        "description": "ONNX input -> an expression with the features on its last axis, or one expression per feature"},
+    "outputs": {"type": "object", "minProperties": 1, "additionalProperties": _NAME,
+                "description": "ONNX output -> the column expressions read it as"},
+    "device": {"enum": ["cpu", "cuda"], "description": "cuda: ONNX Runtime's CUDA provider, or an error"},
+}, required=("file", "inputs", "outputs"))
+
 SCHEMA = _obj({
     "name": {"type": "string", "description": "the analysis name (analysis.names: letters, digits, _ and -)"},
     "description": {"type": "string"},
@@ -184,10 +225,13 @@ SCHEMA = _obj({
     "observables": {"type": "object", "additionalProperties": OBSERVABLE},
     "systematics": {"type": "object", "additionalProperties": SYSTEMATIC},
     "select": _obj({"chunk_size": _CHUNK_SIZE}),
+    "models": {"type": "object", "additionalProperties": ML_MODEL},    # ONNX inference in Select
+    "histogram": HISTOGRAM,     # device: cpu|cuda (result-neutral: never in a key)
     "model": MODEL,
     "external_histograms": EXTERNAL_HISTOGRAMS,
     "limit": LIMIT,
     "likelihood": LIKELIHOOD,   # a published likelihood instead of datasets/regions
+    "resources": RESOURCES,     # batch jobs: cpus, memory, gpus, walltime, partition per task family
     "fit": _obj({
         "strategy": {"type": ["integer", "null"], "enum": [0, 1, 2, None]},
         "tolerance": {"type": ["number", "null"]},
@@ -235,6 +279,10 @@ def validate(data: dict, locations: dict, file: str) -> None:
             message = f"unknown key '{unknown[0]}' (allowed here: {allowed})"
     elif error.validator == "required":
         message = error.message.replace("is a required property", "is required here")
+    elif "x-expected" in error.schema:          # a value with a format: say which, not the regex
+        message = f"{error.instance!r} is not {error.schema['x-expected']}"
+        if "propertyNames" in error.schema_path:        # a bad key: locate the key itself
+            path = path + (error.instance,)
     raise located_error(message, path, locations, file)
 
 

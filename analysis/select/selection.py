@@ -8,13 +8,15 @@ selected events per (variation, region) plus a cutflow.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from analysis.config.model import AnalysisConfig
 
 from analysis.lang.plugins import trusted_plugin
+from analysis.ml.models import CompiledModel, model_specs
 from analysis.names import NOMINAL
 
 
@@ -32,19 +34,22 @@ class SelectionPlan:
     plugins: tuple = ()     # ((alias, source_path, sha256), ...): checked by the config loader
     is_mc: bool = True
     corrections: tuple = ()  # ((alias, correctionlib file), ...)
+    models: tuple = ()      # (analysis.ml.models.ModelSpec, ...): ONNX models whose outputs are columns
 
     def excerpt(self) -> dict[str, Any]:
         """What the selection's result depends on, for its content address, keyed by the
         config's names (so ``heirloom why`` says ``config.objects.jets.where``): every field
         but the plugin and correction file paths (their contents enter the key as
         fingerprints); ``order`` keeps what the sequence of objects and steps decides.
+        ``models`` (each model's content hash, inputs, outputs, device and the ONNX Runtime
+        version) is there only when the config has models: other configs' excerpts are unchanged.
 
         >>> plan = SelectionPlan((("jets", "Jet", "Jet.pt > 30"),), (("one", "ak.num(jets) >= 1"),), (), (), None,
         ...                      (), (), plugins=(("p", "/a/p.py", "0" * 64),))
         >>> plan.excerpt()["objects"], plan.excerpt()["steps"], plan.excerpt()["order"]["steps"]
         ({'jets': {'from': 'Jet', 'where': 'Jet.pt > 30'}}, {'one': 'ak.num(jets) >= 1'}, ['one'])
         """
-        return {
+        excerpt = {
             "objects": {name: {"from": source, "where": where} for name, source, where in self.objects},
             "steps": dict(self.steps),
             "order": {"objects": [name for name, _, _ in self.objects], "steps": [name for name, _ in self.steps],
@@ -60,6 +65,9 @@ class SelectionPlan:
             "plugins": [alias for alias, *_ in self.plugins],
             "corrections": [alias for alias, _ in self.corrections],
         }
+        if self.models:
+            excerpt["models"] = {spec.name: spec.excerpt() for spec in self.models}
+        return excerpt
 
     @property
     def observable_names(self) -> tuple:
@@ -88,6 +96,7 @@ def plan_from_config(cfg: AnalysisConfig, dataset: str) -> SelectionPlan:
         plugins=tuple((alias, plugin.source_path, plugin.sha256) for alias, plugin in cfg.plugins.items()),
         is_mc=is_mc,
         corrections=tuple(sorted(cfg.correction_files().items())),
+        models=model_specs(cfg),
     )
 
 
@@ -101,13 +110,16 @@ class Namespace(Mapping):
     def __init__(self, events, values: dict | None = None, mask=None, parent: "Namespace | None" = None):
         self._events = events
         self._values = dict(values or {})
+        self._lazy: dict[str, Callable[[], Any]] = {}
         self._mask = mask
         self._parent = parent
 
     def __getitem__(self, name):
         if name in self._values:
             return self._values[name]
-        if self._parent is not None:
+        if name in self._lazy:
+            value = self._lazy[name]()
+        elif self._parent is not None:
             value = self._parent[name][self._mask]
         else:
             try:
@@ -125,6 +137,10 @@ class Namespace(Mapping):
 
     def define(self, name: str, value: Any) -> None:
         self._values[name] = value
+
+    def define_lazy(self, name: str, compute: Callable[[], Any]) -> None:
+        """Define ``name`` as ``compute()``, called when an expression first reads it."""
+        self._lazy[name] = compute
 
     def masked(self, mask: Any) -> "Namespace":
         return Namespace(None, mask=mask, parent=self)
@@ -164,6 +180,7 @@ def _compile(plan: SelectionPlan):
         "event_weight": c(plan.event_weight),
         "shape": [(name, [(t, c(e)) for t, e in overrides]) for name, overrides in plan.shape_variations],
         "weights": [(name, c(text)) for name, text in plan.weight_variations],
+        "models": [CompiledModel(spec, functions) for spec in plan.models],
     }
     _COMPILED[key] = (plan, compiled)
     return compiled
@@ -209,6 +226,9 @@ def _affected(compiled, overrides) -> set:
     for name, source, where in compiled["objects"]:
         if source in affected or (where is not None and where.names & affected):
             affected.add(name)
+    for model in compiled["models"]:
+        if model.names & affected:
+            affected.update(model.columns)
     return affected
 
 
@@ -232,6 +252,7 @@ def select_events(events: Any, plan: SelectionPlan) -> ChunkResult:
         one = _Pass(variation, nominal, affected, len(events))
         namespace = _apply_overrides(events, overrides)
         _define_objects(namespace, compiled["objects"], one)
+        _define_models(namespace, compiled["models"], one)
         weight = _event_weight(namespace, compiled["event_weight"], one)
         mask = _apply_steps(namespace, compiled["steps"], weight, one, result)
         _fill_regions(namespace.masked(mask), mask, weight, compiled, one, result)
@@ -267,6 +288,27 @@ def _define_objects(namespace: Namespace, objects: list, one: _Pass) -> None:
         namespace.define(name, value)
         if one.is_nominal:
             one.nominal[name] = value
+
+
+def _define_models(namespace: Namespace, models: list, one: _Pass) -> None:
+    """Define each model's output columns, computed when first read (inference runs at most
+    once per pass, on every event of the chunk); a variation that leaves a model's inputs
+    alone shares the nominal pass's outputs. The sessions load first, so that a model that
+    cannot run (no CUDA for ``device: cuda``) fails the chunk with its own error."""
+    for model in models:
+        if one.is_nominal:
+            model.session()
+        key = f"\0model:{model.spec.name}"
+        outputs = one.nominal[key] if one.reuse(key, model.names) else functools.cache(
+            functools.partial(model.run, namespace))
+        if one.is_nominal:
+            one.nominal[key] = outputs
+        for column in model.columns:
+            namespace.define_lazy(column, functools.partial(_model_output, outputs, column))
+
+
+def _model_output(outputs: Callable[[], dict], column: str) -> Any:
+    return outputs()[column]
 
 
 def _event_weight(namespace: Namespace, event_weight: Any, one: _Pass) -> Any:

@@ -1,0 +1,1 @@
+"""ML inference as an analysis step: ONNX models whose outputs become expression columns."""
