@@ -121,6 +121,21 @@ def test_bundle_copies_every_local_input_and_keeps_the_keys(files_config, tmp_pa
     same_keys(files_config, bundle, "Histograms")
 
 
+def test_a_models_onnx_file_travels_with_the_bundle(tmp_path, monkeypatch):
+    """The ML fork's model is copied into ``models/``, listed in ``inputs.sha256``, and the
+    bundled config keeps Select's key (the model's content enters it, not its path)."""
+    monkeypatch.setenv("HEIRLOOM_STORE", str(tmp_path / "store"))
+    config = ROOT / "configs" / "agc_ttbar_ml.yaml"
+    bundle = bundle_of(config, tmp_path / "bundle")
+    data = yaml.safe_load((bundle / "analysis.yaml").read_text())
+    assert data["models"]["assignment"]["file"] == "models/agc_assignment.onnx"
+    assert (bundle / "models" / "agc_assignment.onnx").read_bytes() == \
+        (ROOT / "configs" / "models" / "agc_assignment.onnx").read_bytes()
+    assert "models/agc_assignment.onnx" in (bundle / "inputs.sha256").read_text()
+    assert heirloom("export", "check", bundle).returncode == 0
+    same_keys(config, bundle, "Histograms")
+
+
 def test_urls_stay_remote(files_config):
     remote = write_config(files_config.parent, "remote.yaml", FILES_CONFIG.format(
         parent=ROOT / "configs" / "cms2015_files.yaml", remote=', "root://eos.example//store/x.root"'))

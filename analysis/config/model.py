@@ -194,7 +194,7 @@ class AnalysisConfig:
 #: top-level keys of an event analysis, meaningless next to ``likelihood:``
 EVENT_KEYS = ("datasets", "regions", "objects", "selection", "observables", "systematics", "skim", "select",
               "model", "external_histograms", "fit", "plots", "event_weight", "demo", "tree", "lumi",
-              "plugins", "corrections", "limit", "models")
+              "plugins", "corrections", "limit", "models", "histogram")
 
 
 def check_kind(data: dict, locations: dict, file: str) -> None:

@@ -4,7 +4,7 @@ The config is written with its ``extends:`` chain merged (one file, ``analysis.y
 Every local file it reads is copied into the bundle folder and named relatively: plugin
 modules into ``plugins/`` (with a ``trusted-plugins.sha256`` that vouches for them: the
 exporter trusted them, ``heirloom step`` honours it), correctionlib files into
-``corrections/``, and the input data (each file a dataset's ``files:`` match, globs
+``corrections/``, ONNX models into ``models/``, and the input data (each file a dataset's ``files:`` match, globs
 expanded as the loader expands them, ``external_histograms.file``, ``likelihood.archive``)
 into ``inputs/``. URLs stay as they are (remote inputs); generated datasets have nothing
 to copy. ``inputs.sha256`` lists every copy in ``sha256sum`` format
@@ -119,6 +119,7 @@ def bundled_config(cfg, outdir: Path, copies: Copies | None = None) -> dict:
     relatively (URLs and generated datasets as they are)."""
     from analysis.hist.external import source_path
     from analysis.likelihood.published import archive_path
+    from analysis.ml.models import model_specs
 
     copies = copies or Copies(outdir)
     data = copy.deepcopy(cfg.data)
@@ -129,6 +130,8 @@ def bundled_config(cfg, outdir: Path, copies: Copies | None = None) -> dict:
         data["plugins"][alias] = copies.place(Path(plugin.source_path), "plugins")
     for alias in data.get("corrections", {}):
         data["corrections"][alias] = copies.place(Path(cfg.correction_files()[alias]), "corrections")
+    for spec in model_specs(cfg):
+        data["models"][spec.name]["file"] = copies.place(Path(spec.path), "models")
     for name, spec in data.get("datasets", {}).items():
         if "files" in spec:
             spec["files"] = [entry if isinstance(entry, str) else
@@ -162,8 +165,8 @@ def write_bundle(cfg, outdir: Path, source: str, name: str = CONFIG_NAME) -> str
 
 
 def _digests(outdir: Path, paths: list[str]) -> dict:
-    """``{path: sha256}`` of the copies under ``plugins/``, ``corrections/``, ``inputs/`` that exist."""
-    copied = ("plugins/", "corrections/", f"{INPUTS_DIR}/")
+    """``{path: sha256}`` of the copies under ``plugins/``, ``corrections/``, ``models/``, ``inputs/`` that exist."""
+    copied = ("plugins/", "corrections/", "models/", f"{INPUTS_DIR}/")
     return {p: sha256_file(outdir / p) for p in paths
             if p.startswith(copied) and (outdir / p).is_file() and not (outdir / p).is_symlink()}
 

@@ -38,8 +38,8 @@ def is_url(value: str) -> bool:
 
 def references(data: dict) -> list[tuple[str, object]]:
     """``(key, value)`` of every file a config's data names, in the config's order:
-    ``extends``, ``plugins.<alias>``, ``corrections.<alias>``, ``datasets.<name>.files[i]``,
-    ``external_histograms.file``, ``likelihood.archive``.
+    ``extends``, ``plugins.<alias>``, ``corrections.<alias>``, ``models.<name>.file``,
+    ``datasets.<name>.files[i]``, ``external_histograms.file``, ``likelihood.archive``.
 
     >>> references({"plugins": {"agc": "plugins/agc.py"}, "likelihood": {"archive": "inputs/l.tar.gz"}})
     [('plugins.agc', 'plugins/agc.py'), ('likelihood.archive', 'inputs/l.tar.gz')]
@@ -49,6 +49,8 @@ def references(data: dict) -> list[tuple[str, object]]:
         out.append(("extends", data["extends"]))
     for section in ("plugins", "corrections"):
         out += [(f"{section}.{alias}", value) for alias, value in (data.get(section) or {}).items()]
+    out += [(f"models.{name}.file", spec["file"]) for name, spec in (data.get("models") or {}).items()
+            if isinstance(spec, dict) and "file" in spec]
     for name, spec in (data.get("datasets") or {}).items():
         if isinstance(spec, dict) and isinstance(spec.get("files"), list):
             out += [(f"datasets.{name}.files[{i}]", value) for i, value in enumerate(spec["files"])]
