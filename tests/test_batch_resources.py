@@ -16,6 +16,7 @@ from analysis.batch.resources import (TASK_FAMILIES, Resources, check_resources,
                                       parse_memory, parse_walltime, sbatch_options)
 from analysis.config import ConfigError
 from analysis.config.schema import MEMORY_PATTERN, WALLTIME_PATTERN
+from analysis.config import read_config
 from analysis.load import load_config
 from conftest import ROOT
 
@@ -67,8 +68,12 @@ def test_family_resources_merge_default_under_family(tmp_path):
     assert family_resources(None, "Fit") == Resources()
 
 
-def test_a_value_the_schema_lets_through_fails_located_at_use(tmp_path):
-    cfg = load_config(config(tmp_path, "resources:\n  default: {cpus: 1}\n  Skim:\n    memory: 0GB\n"))
+def test_a_value_the_schema_lets_through_fails_located_at_load_and_use(tmp_path):
+    path = config(tmp_path, "resources:\n  default: {cpus: 1}\n  Skim:\n    memory: 0GB\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)                   # load_config checks every entry before anything runs
+    assert (info.value.key, info.value.line) == ("resources.Skim.memory", 5)
+    cfg = read_config(path)                 # the schema alone lets it through
     with pytest.raises(ConfigError) as info:
         family_resources(cfg, "Skim")
     assert (info.value.key, info.value.line) == ("resources.Skim.memory", 5)
@@ -76,10 +81,12 @@ def test_a_value_the_schema_lets_through_fails_located_at_use(tmp_path):
 
 
 def test_check_resources_refuses_an_unknown_family(tmp_path):
-    cfg = load_config(config(tmp_path, "resources:\n  default: {cpus: 2}\n  Skimm: {cpus: 2}\n"))
+    path = config(tmp_path, "resources:\n  default: {cpus: 2}\n  Skimm: {cpus: 2}\n")
     with pytest.raises(ConfigError, match="unknown task family 'Skimm'") as info:
-        check_resources(cfg)
+        load_config(path)                   # as law run loads it
     assert (info.value.key, info.value.line) == ("resources.Skimm", 4)
+    with pytest.raises(ConfigError, match="unknown task family 'Skimm'"):
+        check_resources(read_config(path))
     check_resources(load_config(config(tmp_path, GPU_FIT)))
 
 

@@ -275,40 +275,6 @@ def test_select_routes_every_chunk_of_a_cuda_model(runs, gpu_cluster, monkeypatc
     assert {w["name"] for w in where["executor"]["dask"]["workers"]} == {GPU_WORKER, CPU_WORKER}
 
 
-def test_batch_cluster_waits_for_its_first_worker(monkeypatch, capsys):
-    """``--cluster slurm --jobs N`` through make_cluster (a stand-in cluster here): the jobs
-    are scaled, the first worker waited for, the startup time recorded."""
-    from distributed import LocalCluster
-
-    import analysis.batch.dask_clusters as dask_clusters
-    from analysis.batch.resources import Resources
-    from analysis.select import dask_cluster
-
-    made = {}
-
-    class Jobs(LocalCluster):                   # scale(jobs=N) as dask-jobqueue's clusters take it
-        def scale(self, n=0, jobs=0, **kwargs):
-            made["scaled"] = jobs
-            return super().scale(jobs or n, **kwargs)
-
-    def fake(kind, res, jobs, **kw):
-        made.update(kind=kind, res=res, jobs=jobs)
-        return Jobs(n_workers=0, processes=False, dashboard_address="127.0.0.1:0")
-
-    monkeypatch.setattr(dask_clusters, "make_cluster", fake)
-    spec = dask_cluster.ClusterSpec(kind="slurm", jobs=1, resources=Resources(gpus=1))
-    client = dask_cluster.dask_client(spec=spec)
-    try:
-        record = dask_cluster.cluster_record(client)
-        assert made == {"kind": "slurm", "res": Resources(gpus=1), "jobs": 1, "scaled": 1}
-        assert record["startup_s"] >= 0 and len(record["workers"]) == 1
-        assert "first worker connected" in capsys.readouterr().out
-    finally:
-        cluster, client, _ = dask_cluster._CLUSTERS.pop(spec.key())
-        client.close()
-        cluster.close()
-
-
 def test_no_batch_worker_in_time_is_one_error(monkeypatch):
     from analysis.errors import HeirloomError
     from analysis.select import dask_cluster

@@ -234,4 +234,5 @@ def test_sbottom_reference_point_and_dask_equals_iterative(tmp_path):
     assert (plot / "exclusion.png").stat().st_size > 10_000 and REFERENCE_POINT in (plot / "cls_table.csv").read_text()
     provenance = json.loads((dask_store / "by-name" / "sbottom_subset" / "CLsScan" / "all" / "provenance.json")
                             .read_text())
-    assert provenance["executor"] == {"name": "dask", "workers": 2, "scheduler": None}
+    assert {k: provenance["executor"][k] for k in ("name", "workers", "scheduler", "cluster")} == \
+        {"name": "dask", "workers": 2, "scheduler": None, "cluster": "local"}

@@ -20,11 +20,23 @@ from conftest import ROOT, VENV_BIN, law_run, write_config
 SERVICE = ROOT / "tests" / "services" / "slurm.sh"
 FAMILIES = ("Generate", "Skim", "Select", "Histogram")
 
-# configs/demo.yaml with GPU batch slots for histogram filling: resources never enter a key
+# configs/demo.yaml with fewer events (25 tasks below Histograms: seconds each, not minutes;
+# benchmarks/batch_slurm.py runs configs/demo.yaml itself and checks the same equalities),
+# and GPU batch slots for Select and Histogram: resources never enter a key
 DEMO_ON_GPU_SLOTS = """\
 extends: {demo}
+name: demo_batch
+lumi: 0.3
+datasets:
+  ttbar: {{generator: {{process: ttbar, events: 8000}}}}
+  single_top_s_chan: {{generator: {{process: single_top_s_chan, events: 2000}}}}
+  single_top_t_chan: {{generator: {{process: single_top_t_chan, events: 2000}}}}
+  single_top_tW: {{generator: {{process: single_top_tW, events: 2000}}}}
+  wjets: {{generator: {{process: wjets, events: 16000}}}}
+skim: {{chunk_size: 8000}}
 resources:
   default: {{cpus: 1, memory: 1GB, walltime: "00:20:00"}}
+  Select: {{gpus: 1}}
   Histogram: {{gpus: 1}}
 """
 
@@ -41,6 +53,15 @@ def slurm(tmp_path_factory):
         yield {"SLURM_CONF": str(state / "slurm.conf")}
     finally:
         subprocess.run(["bash", str(SERVICE), "stop", str(state)], timeout=120)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, Path]:
+    """The reduced demo and its local run (``law run Histograms``, no batch system)."""
+    folder = tmp_path_factory.mktemp("batch-demo")
+    config = write_config(folder, "demo_batch.yaml", DEMO_ON_GPU_SLOTS.format(demo=ROOT / "configs/demo.yaml"))
+    law_run("Histograms", config, folder / "local")
+    return config, folder / "local"
 
 
 def _env(slurm: dict, store: Path, **extra) -> dict:
@@ -72,16 +93,15 @@ def _cancel_first_running_job(slurm: dict, run: subprocess.Popen) -> str | None:
     return None
 
 
-def test_demo_on_slurm_matches_the_local_run(slurm, tmp_path):
+def test_demo_on_slurm_matches_the_local_run(slurm, reference, tmp_path):
     """``law run Histograms --workflow slurm`` gives the local run's keys and byte-identical
     histograms; a job cancelled while running is resubmitted and the run completes; every
     object records the Slurm job and host that made it; the GPU-slot jobs got the gres."""
-    config = write_config(tmp_path, "demo_gpu_slots.yaml", DEMO_ON_GPU_SLOTS.format(demo=ROOT / "configs/demo.yaml"))
-    local, batch = tmp_path / "local", tmp_path / "batch"
-    law_run("Histograms", ROOT / "configs" / "demo.yaml", local)
-
+    config, local = reference
+    batch = tmp_path / "batch"
     run = subprocess.Popen([str(VENV_BIN / "law"), "run", "Histograms", "--config", str(config), "--workflow", "slurm",
-                            "--poll-interval", "1s", "--retries", "2"], cwd=ROOT, env=_env(slurm, batch),
+                            "--poll-interval", "1s", "--retries", "2", "--tasks-per-job", "2"],
+                           cwd=ROOT, env=_env(slurm, batch),
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     cancelled = _cancel_first_running_job(slurm, run)
     output, _ = run.communicate(timeout=600)
@@ -105,13 +125,13 @@ def test_demo_on_slurm_matches_the_local_run(slurm, tmp_path):
             assert record["batch"] is None                                    # Histograms ran here
     histogram_jobs = {r["batch"]["job_id"] for (f, _), r in there.items() if f == "Histogram"}
     scripts = "".join(p.read_text() for p in (batch / "batch" / "jobs").glob("*/Histogram/files/*.sh"))
-    assert "#SBATCH --gres=gpu:1" in scripts and len(histogram_jobs) == 6
+    assert "#SBATCH --gres=gpu:1" in scripts and len(histogram_jobs) == 3          # 6 tasks, 2 per job
 
     rerun = law_run("Histograms", config, batch, "--workflow", "slurm", "--poll-interval", "1s")
     assert "going to submit" not in rerun.stdout + rerun.stderr                # complete: nothing submitted
 
 
-def test_a_job_from_a_modified_checkout_refuses_to_write(slurm, tmp_path):
+def test_a_job_from_a_modified_checkout_refuses_to_write(slurm, reference, tmp_path):
     """A job whose code differs from the submitted code computes other keys and writes nothing."""
     checkout = tmp_path / "checkout"
     for name in ("analysis", "tasks", "configs", ".law"):
@@ -121,7 +141,7 @@ def test_a_job_from_a_modified_checkout_refuses_to_write(slurm, tmp_path):
     inputs.write_text(inputs.read_text().replace('print(f"Generate[', 'print(f"Generated ['))   # an edited log line
 
     store = tmp_path / "store"
-    proc = subprocess.run([str(VENV_BIN / "law"), "run", "Histograms", "--config", str(ROOT / "configs/demo.yaml"),
+    proc = subprocess.run([str(VENV_BIN / "law"), "run", "Histograms", "--config", str(reference[0]),
                            "--workflow", "slurm", "--poll-interval", "1s", "--retries", "0"], cwd=ROOT,
                           env=_env(slurm, store, HEIRLOOM_BATCH_CODE=str(checkout)),
                           capture_output=True, text=True, timeout=600)
@@ -129,6 +149,28 @@ def test_a_job_from_a_modified_checkout_refuses_to_write(slurm, tmp_path):
     logs = "".join(p.read_text() for p in (store / "batch" / "jobs").glob("*/Generate/logs/*.txt"))
     assert "so the job refuses to write" in logs and str(checkout) in logs
     assert not list((store / "objects").glob("Generate/*/*"))
+
+
+def test_dask_workers_as_slurm_jobs_give_the_iterative_histograms(slurm, reference, tmp_path, monkeypatch):
+    """``--executor dask --cluster slurm --jobs 1``: the Dask worker is a Slurm job in a GPU
+    slot (``resources: {Select: {gpus: 1}}`` -> ``--gres=gpu:1``, worker resource GPU=1),
+    its start-up is recorded, and the histograms are the iterative executor's, byte for byte."""
+    config, local = reference
+    monkeypatch.setenv("SLURM_CONF", slurm["SLURM_CONF"])
+    dask = tmp_path / "dask"
+    law_run("Histogram", config, dask, "--dataset", "ttbar", "--executor", "dask", "--cluster", "slurm", "--jobs", "1")
+    here, there = _objects(local), _objects(dask)
+    assert set(there) <= set(here) and len(there) == 4             # Generate, Skim, Select, Histogram of ttbar
+    [(_, key)] = [k for k in there if k[0] == "Histogram"]
+    assert (dask / "objects/Histogram" / key[:2] / key / "histograms.json").read_bytes() == \
+        (local / "objects/Histogram" / key[:2] / key / "histograms.json").read_bytes()
+    [select] = [r for (f, _), r in there.items() if f == "Select"]
+    record = select["executor"]["dask"]
+    assert select["executor"]["cluster"] == "slurm" and record["startup_s"] > 0
+    assert [w["resources"] for w in record["workers"]] == [{"GPU": 1}]
+    jobs = subprocess.run(["squeue", "--states=all", "-h", "-o", "%j|%b"], env=dict(os.environ, **slurm),
+                          capture_output=True, text=True, timeout=30).stdout.splitlines()
+    assert any(line.startswith("dask-worker|") and "gpu:1" in line for line in jobs), jobs     # a GPU slot
 
 
 def test_the_jdl_of_a_gpu_family_parses_with_htcondor(tmp_path):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from analysis.errors import HeirloomError
+from analysis.store.objects import store_root
 
 CLUSTERS = ("local", "slurm", "htcondor")
 #: the Dask resource a device (``cuda``) step asks for
@@ -126,7 +127,9 @@ def _start_batch(spec: ClusterSpec) -> tuple[Any, Any]:
 
     if spec.jobs < 1:
         raise HeirloomError(f"--cluster {spec.kind} needs --jobs N (how many batch jobs run Dask workers)")
-    cluster = make_cluster(spec.kind, spec.resources, spec.jobs)
+    logs = store_root() / "batch" / "dask"          # the jobs' logs, not the working directory
+    logs.mkdir(parents=True, exist_ok=True)
+    cluster = make_cluster(spec.kind, spec.resources, 0, log_directory=str(logs))
     cluster.scale(jobs=spec.jobs)
     return cluster, Client(cluster)
 
