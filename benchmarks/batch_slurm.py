@@ -6,7 +6,8 @@ fresh store:
 
 1. ``law run Histograms --config <cfg>`` (everything in one process: the reference);
 2. ``law run Histograms --config <cfg> --workflow slurm`` (one job per task, or
-   ``--tasks-per-job N``), counting the jobs submitted;
+   ``--tasks-per-job N``), counting the jobs submitted, and checking that both stores hold
+   the same keys and byte-identical histograms;
 
 and ``--dask`` times Dask on Slurm: from ``make_cluster("slurm", ...)`` and
 ``scale(jobs=N)`` to N workers connected (the dask-jobqueue workers are Slurm jobs).
@@ -39,6 +40,21 @@ def count_jobs(store: Path) -> int:
         data = json.loads(path.read_text())
         total += len(data["jobs"]) + sum(data["attempts"].values())
     return total
+
+
+def same_results(local: Path, batch: Path) -> int:
+    """Assert both stores hold the same keys and byte-identical histograms; return the count."""
+    def objects(store: Path) -> set:
+        return {p.parent.relative_to(store / "objects") for p in (store / "objects").glob("*/*/*/provenance.json")}
+
+    keys = objects(local)
+    if keys != objects(batch):
+        raise SystemExit(f"the Slurm run made other keys than the local run: {sorted(keys ^ objects(batch))[:5]}")
+    for key in keys:
+        mine = local / "objects" / key / "histograms.json"
+        if mine.exists() and mine.read_bytes() != (batch / "objects" / key / "histograms.json").read_bytes():
+            raise SystemExit(f"{key}: the histograms differ between the local and the Slurm run")
+    return len(keys)
 
 
 def dask_startup(jobs: int, logs: Path) -> float:
@@ -78,7 +94,9 @@ def main() -> None:
             batch.append(law_run("Histograms", args.config, store, "--workflow", "slurm", "--poll-interval", "1s",
                                  "--tasks-per-job", str(args.tasks_per_job)))
             jobs.append(count_jobs(store))
-            print(f"repeat {i + 1}: local {local[-1]:.1f} s, slurm {batch[-1]:.1f} s ({jobs[-1]} jobs)", flush=True)
+            same = same_results(work / f"local{i}", store)
+            print(f"repeat {i + 1}: local {local[-1]:.1f} s, slurm {batch[-1]:.1f} s ({jobs[-1]} jobs); "
+                  f"the same {same} keys, identical histograms", flush=True)
         for _ in range(args.repeat if args.dask else 0):
             startup.append(dask_startup(args.dask, work / "dask-logs"))
             print(f"Dask on Slurm: {args.dask} worker(s) connected after {startup[-1]:.1f} s", flush=True)
