@@ -116,9 +116,8 @@ case "$MODE" in
         make_tool_env
         test_services
         set +e
-        # three workers (pytest-xdist) on two cores: many tests wait on subprocesses, batch jobs
-        # and containers; each test module runs whole in one of them
-        "$VENV/bin/python" -m pytest -n "${HEIRLOOM_TEST_WORKERS:-3}" --dist loadfile "$@"
+        # two workers (pytest-xdist), each test module whole in one of them (three were slower)
+        "$VENV/bin/python" -m pytest -n "${HEIRLOOM_TEST_WORKERS:-2}" --dist loadfile "$@"
         rc=$?
         set -e
         [ $rc -eq 5 ] && { echo "no tests were collected" >&2; exit 1; }

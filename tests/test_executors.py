@@ -1,29 +1,16 @@
-"""Executors are result-neutral: iterative, futures and Dask (local and a separately
-started scheduler + worker) give the same histograms."""
+"""Executors are result-neutral: iterative, futures and a local Dask cluster give the same
+histograms (a separately started scheduler with a GPU-labelled worker: tests/test_gpu_routing.py;
+Dask workers as Slurm jobs: tests/test_slurm.py)."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import law_run, small_demo
-
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def skimmed(tmp_path_factory):
@@ -35,30 +22,6 @@ def skimmed(tmp_path_factory):
         law_run("Skim", config, store, "--dataset", dataset, "--chunk", "0")
         law_run("Skim", config, store, "--dataset", dataset, "--chunk", "1")
     return config, store
-
-
-@pytest.fixture(scope="module")
-def dask_cluster():
-    """A real ``dask scheduler`` and ``dask worker`` on 127.0.0.1, started as a user would."""
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    scheduler = subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                  "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = subprocess.Popen([str(BIN / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1",
-                               "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        from distributed import Client
-
-        with Client(address, timeout="60s") as client:
-            client.wait_for_workers(2, timeout=120)
-        yield address
-    finally:
-        for proc in (worker, scheduler):
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def run_with(executor_args, skimmed, tmp_path) -> dict:
@@ -109,9 +72,3 @@ def test_local_dask_equals_iterative(iterative, skimmed, tmp_path):
     assert_same(iterative, dask)
 
 
-def test_separate_dask_scheduler_equals_iterative(iterative, skimmed, dask_cluster, tmp_path):
-    t0 = time.time()
-    remote = run_with(["--executor", "dask", "--scheduler", dask_cluster], skimmed, tmp_path)
-    assert remote["ttbar"]["executor"]["scheduler"] == dask_cluster
-    assert_same(iterative, remote)
-    assert time.time() - t0 < 300
