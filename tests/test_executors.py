@@ -1,6 +1,8 @@
-"""Executors are result-neutral: iterative, futures and a local Dask cluster give the same
-histograms (a separately started scheduler with a GPU-labelled worker: tests/test_gpu_routing.py;
-Dask workers as Slurm jobs: tests/test_slurm.py)."""
+"""Executors are result-neutral: the futures executor gives the iterative histograms. Dask:
+a separately started scheduler with a GPU-labelled and a plain worker in
+tests/test_gpu_routing.py, Dask workers as Slurm jobs in tests/test_slurm.py, a local Dask
+cluster in tests/test_ml_inference.py (Select's columns) and tests/test_published_likelihood.py
+(CLs)."""
 
 from __future__ import annotations
 
@@ -64,11 +66,3 @@ def test_futures_two_workers_equals_iterative(iterative, skimmed, tmp_path):
     futures = run_with(["--executor", "futures", "--workers", "2"], skimmed, tmp_path)
     assert futures["ttbar"]["executor"] == {"name": "futures", "workers": 2, "scheduler": None}
     assert_same(iterative, futures)
-
-
-def test_local_dask_equals_iterative(iterative, skimmed, tmp_path):
-    dask = run_with(["--executor", "dask"], skimmed, tmp_path)
-    assert dask["ttbar"]["executor"]["name"] == "dask"
-    assert_same(iterative, dask)
-
-
