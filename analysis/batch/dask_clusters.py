@@ -14,7 +14,7 @@ from typing import Any
 
 import dask.config
 
-from analysis.batch.resources import Resources, format_walltime
+from analysis.batch.resources import Resources, format_walltime, jdl_resources
 
 #: the batch systems :func:`make_cluster` knows
 KINDS = ("slurm", "htcondor")
@@ -47,14 +47,9 @@ def cluster_options(kind: str, res: Resources) -> dict[str, Any]:
         if res.partition:
             options["queue"] = res.partition
         return options
-    directives = {}
-    if res.gpus:
-        directives["request_gpus"] = str(res.gpus)
-    if res.walltime_s is not None:
-        directives["MY.MaxRuntime"] = str(res.walltime_s)
-    if res.partition:
-        directives["accounting_group"] = res.partition
-    options["job_extra_directives"] = directives
+    # the submit commands of jdl_resources, but cores and memory, which HTCondorCluster sets itself
+    options["job_extra_directives"] = {key.replace("+", "MY.", 1): value for key, value in jdl_resources(res).items()
+                                       if key not in ("request_cpus", "request_memory")}
     if dask.config.get("jobqueue.htcondor.disk", None) is None:     # dask-jobqueue requires one
         options["disk"] = DEFAULT_DISK
     return options
