@@ -83,6 +83,24 @@ test_services() {
     debian_packages "the container tests" "podman mmdebstrap runc uidmap fuse-overlayfs slirp4netns" \
         podman mmdebstrap runc
     debian_packages "the batch tests" "slurm-wlm munge" slurmctld slurmd munged sbatch
+    # a real XRootD server and a real S3 server (moto's, in .venv-services) for the
+    # remote-data and remote-store tests (tests/services/xrootd.sh, s3.sh)
+    debian_packages "the remote-data tests" "xrootd-server" xrootd
+    make_services_env
+}
+
+make_services_env() {
+    # the S3 test server (moto), apart from the analysis environment
+    local env=.venv-services
+    local want; want=$(cat requirements-services.lock setup.sh | sha256sum | cut -d' ' -f1)
+    if [ -f "$env/.heirloom-stamp" ] && [ "$(cat "$env/.heirloom-stamp")" = "$want" ] \
+            && [ -x "$env/bin/moto_server" ]; then
+        return 0
+    fi
+    log "creating $env (moto's S3 server for the tests) from requirements-services.lock"
+    [ -x "$env/bin/python" ] || "$PYTHON" -m venv "$env"
+    "$VENV/bin/uv" pip install -q --python "$env/bin/python" -r requirements-services.lock
+    echo "$want" > "$env/.heirloom-stamp"
 }
 
 index_tasks() {

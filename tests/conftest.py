@@ -120,3 +120,43 @@ def agc_store(tmp_path_factory) -> Path:
     config.write_text(f"extends: {ROOT / 'configs' / 'agc_ttbar.yaml'}\n")
     law_run("Histograms", config, store, "--executor", "futures", "--workers", "2")
     return store
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (each test module's servers get
+    their own, so pytest-xdist workers never share one)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _service(name: str, state: Path):
+    """Start ``tests/services/<name>.sh`` on a free port; yield the environment its clients
+    need; stop it afterwards."""
+    script = ROOT / "tests" / "services" / f"{name}.sh"
+    started = subprocess.run(["bash", str(script), "start", str(state), str(free_port())],
+                             capture_output=True, text=True, timeout=120)
+    if started.returncode != 0:
+        pytest.fail(f"{script.name} could not start the server (./setup.sh test installs it):\n{started.stderr}")
+    try:
+        env = subprocess.run(["bash", str(script), "env", str(state)], capture_output=True, text=True,
+                             check=True).stdout
+        yield dict(line.split("=", 1) for line in env.splitlines() if "=" in line)
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(state)], capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def xrootd_server(tmp_path_factory):
+    """A real XRootD server on 127.0.0.1 (Debian xrootd-server): ``{"HEIRLOOM_XROOTD_URL":
+    "root://127.0.0.1:PORT/", "HEIRLOOM_XROOTD_DATA": the folder it serves}``."""
+    yield from _service("xrootd", tmp_path_factory.mktemp("xrootd"))
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory):
+    """A real S3 server on 127.0.0.1 (moto's standalone server): the AWS_* variables that
+    point clients at it (AWS_ENDPOINT_URL, keys, region)."""
+    yield from _service("s3", tmp_path_factory.mktemp("s3"))
