@@ -33,6 +33,7 @@ from analysis.store.code_cache import CodeCache
 from analysis.store.code_identity import graph_for
 from analysis.store.environment import environment
 from analysis.store.provenance import build_record, job_context, now
+from analysis.store.remote import remote_store
 
 #: the layout of a key's components; bumped when it changes (``heirloom why`` says so)
 KEY_FORMAT = 2
@@ -302,13 +303,26 @@ class HeirloomTask(law.Task):
                 return found
         return local
 
+    def read_entry(self) -> store.Entry:
+        """This task's complete output where it can be read: for a remote store, in the
+        local cache (downloaded and checked first when it is not there yet)."""
+        found = self.store_entry()
+        shared = remote_store()
+        if shared is not None and found.root == store.store_root():
+            shared.fetch(found)
+        return found
+
     def output(self):
         return law.LocalDirectoryTarget(str(self.store_entry().path))
 
     def complete(self) -> bool:
         """Complete when the object has a valid provenance record whose files all exist
-        with their recorded sizes (no hashing: a no-op rerun stays fast)."""
-        return integrity.incomplete(self.store_entry()) is None
+        with their recorded sizes (no hashing: a no-op rerun stays fast); with a remote
+        store, also when the object is committed there (one listing per task family)."""
+        if integrity.incomplete(self.store_entry()) is None:
+            return True
+        shared = remote_store()
+        return shared is not None and shared.complete(self.task_family, self.key())
 
     def on_failure(self, exception):
         """One line for a Heirloom error (luigi's traceback only with ``HEIRLOOM_DEBUG=1``)."""
@@ -348,7 +362,7 @@ class HeirloomTask(law.Task):
         """Rehash the objects this task reads; a damaged one is quarantined and recomputed
         here, never used."""
         for task in self.input_tasks().values():
-            entry = task.store_entry()
+            entry = task.read_entry()
             if not integrity.damage(entry):
                 continue
             if entry.root != store.store_root():
@@ -365,8 +379,9 @@ class HeirloomTask(law.Task):
 
     def _compute(self, target: store.Entry) -> None:
         started, t0 = now(), time.time()
-        inputs = {name: task.store_entry().path for name, task in self.input_tasks().items()}
-        with store.staging(target) as stage:
+        inputs = {name: task.read_entry().path for name, task in self.input_tasks().items()}
+        shared = remote_store()
+        with store.staging(target, publish=shared.publish if shared else None) as stage:
             extra = self.produce(stage, inputs) or {}
             events = extra.pop("events", None)
             record = build_record(
@@ -382,6 +397,8 @@ class HeirloomTask(law.Task):
                                     **extra.pop("executor", {})},
                        "batch": job_context(), **extra})
             (stage / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
+        if shared is not None:
+            shared.after_commit(target)
         store.link_by_name(target, self.cfg.name, self.label())
         store.log_run(target.root, {"task": self.task_family, "label": self.label(), "key": self.key(),
                                     "analysis": self.cfg.name, "seconds": round(time.time() - t0, 3),

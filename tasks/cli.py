@@ -42,8 +42,9 @@ def explain(task, seen: set | None = None, depth: int = 0) -> list[str]:
     pad = "  " * depth
     entry = task.store_entry()
     problem = integrity.incomplete(entry)
-    if problem is None:
-        return [f"{pad}{task.task_family}[{task.label()}]: up to date ({entry.key[:12]})"]
+    if problem is None or task.complete():
+        where = "" if problem is None else f" in {store.store_url()}"
+        return [f"{pad}{task.task_family}[{task.label()}]: up to date ({entry.key[:12]}{where})"]
     link = store.by_name(entry.root, task.cfg.name, task.task_family, task.label())
     lines = []
     record = _provenance(link)
@@ -107,15 +108,15 @@ def show(config: str) -> list[str]:
         return ["this config has no statistical model: see its histograms with "
                 f"`law run Histograms --config {config} --print-output 0`"]
     fit, plot = Fit(config=config), Plot(config=config)
-    if _intact(fit.store_entry()):
+    if _intact(_readable(fit)):
         from analysis.stats.fitting import FitResult
 
-        path = fit.store_entry().path / "fit_result.json"
+        path = _readable(fit).path / "fit_result.json"
         result = FitResult.from_json(path.read_text())
         lines.append(f"fit result : {path}")
         lines.append(f"             {result.poi} = {result.bestfit:.4f} +- {result.uncertainty:.4f}")
-    if _intact(plot.store_entry()):
-        path = plot.store_entry().path
+    if _intact(_readable(plot)):
+        path = _readable(plot).path
         lines.append(f"plots      : {path}")
         lines += [f"             {p.name}" for p in sorted(path.glob("*.png"))]
         lines.append(f"cutflow    : {path / 'cutflow.md'}")
@@ -123,10 +124,16 @@ def show(config: str) -> list[str]:
     if not cfg.data.get("external_histograms"):
         from tasks.agc_layout import AGCHistograms
 
-        layout = AGCHistograms(config=config).store_entry()
+        layout = _readable(AGCHistograms(config=config))
         if _intact(layout):
             lines.append(f"AGC layout : {layout.path / 'histograms.root'}")
     return lines or ["no results yet: run `law run Plot --config " + config + "`"]
+
+
+def _readable(task):
+    """Where ``show`` reads a task's object: for a remote store, fetched into the local
+    cache when it is committed there."""
+    return task.read_entry() if task.complete() else task.store_entry()
 
 
 def _intact(entry) -> bool:
@@ -143,7 +150,7 @@ def show_likelihood(config: str) -> list[str]:
     from tasks.likelihood import CLsScan, ExclusionPlot
 
     lines = []
-    scan, plot = CLsScan(config=config).store_entry(), ExclusionPlot(config=config).store_entry()
+    scan, plot = _readable(CLsScan(config=config)), _readable(ExclusionPlot(config=config))
     if _intact(scan):
         summary = scan.provenance().get("scan", {})
         lines.append(f"CLs scan   : {scan.path / 'cls.json'}")
@@ -159,7 +166,7 @@ def show_limit(config: str) -> list[str]:
     """Where the limit on a new signal is, with its values."""
     from tasks.reinterpret import Limit
 
-    entry = Limit(config=config).store_entry()
+    entry = _readable(Limit(config=config))
     if not _intact(entry):
         return [f"limit      : not computed yet (law run Limit --config {config})"]
     limit = json.loads((entry.path / "limit.json").read_text())

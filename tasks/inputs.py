@@ -55,7 +55,7 @@ def source_files(task: HeirloomTask, dataset: str) -> list:
     cfg = task.cfg
     if ds.is_generated(cfg, dataset):
         generate = Generate.req(task, dataset=dataset)
-        return [str(generate.store_entry().path / GENERATED_FILE)]
+        return [str(generate.read_entry().path / GENERATED_FILE)]
     return ds.input_files(cfg, dataset)
 
 

@@ -37,6 +37,7 @@ import os
 import time
 from pathlib import Path
 
+from analysis.errors import StoreError
 from analysis.store.objects import Entry, check_layout
 
 PROVENANCE = "provenance.json"
@@ -161,3 +162,19 @@ def _stamp(path: Path) -> tuple:
 
 def _inside(folder: Path, path: Path) -> bool:
     return os.path.normpath(path).startswith(os.path.normpath(folder) + os.sep)
+
+
+def check_name(folder: Path, name: str) -> Path:
+    """``folder / name`` when a record's output name stays inside the object, else a
+    StoreError (a record read from a shared store must not lead a download elsewhere).
+
+    >>> check_name(Path("/s/o"), "plots/fit.png").as_posix()
+    '/s/o/plots/fit.png'
+    >>> check_name(Path("/s/o"), "../../etc/passwd")
+    Traceback (most recent call last):
+    analysis.errors.StoreError: output name '../../etc/passwd' leads outside its object
+    """
+    path = folder / name
+    if not isinstance(name, str) or Path(name).is_absolute() or not _inside(folder, path):
+        raise StoreError(f"output name {name!r} leads outside its object")
+    return path

@@ -31,15 +31,56 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from analysis.errors import StoreError
 
 KEY_LENGTH = 40
 
 
+#: URL schemes of remote stores (:mod:`analysis.store.remote`)
+REMOTE_SCHEMES = ("s3://", "root://")
+
+
+def store_url() -> str | None:
+    """``$HEIRLOOM_STORE`` when it names a remote store (``s3://bucket/prefix``,
+    ``root://host//path``), else None.
+
+    >>> import os; os.environ["HEIRLOOM_STORE"] = "s3://group-bucket/heirloom/"
+    >>> store_url()
+    's3://group-bucket/heirloom'
+    >>> del os.environ["HEIRLOOM_STORE"]; store_url() is None
+    True
+    """
+    value = os.environ.get("HEIRLOOM_STORE") or ""
+    if value.startswith(REMOTE_SCHEMES):
+        return value.rstrip("/")
+    if "://" in value:
+        raise StoreError(f"HEIRLOOM_STORE={value}: a remote store is s3://bucket/prefix or root://host//path")
+    return None
+
+
+def cache_root(url: str) -> Path:
+    """The local folder of a remote store: its read-through cache of objects, and what stays
+    local (``by-name`` links, ``runs.jsonl``, staging, locks, input manifests, batch files).
+    ``$HEIRLOOM_CACHE`` or ``${XDG_CACHE_HOME:-~/.cache}/heirloom/<store>``.
+
+    >>> cache_root("s3://group-bucket/heirloom").name
+    's3-group-bucket-heirloom-4a102032'
+    """
+    if os.environ.get("HEIRLOOM_CACHE"):
+        return Path(os.environ["HEIRLOOM_CACHE"]).absolute()
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    readable = "".join(c if c.isalnum() else "-" for c in url.replace("://", "-"))[:80].strip("-")
+    return (home / "heirloom" / f"{readable}-{hashlib.sha256(url.encode()).hexdigest()[:8]}").absolute()
+
+
 def store_root() -> Path:
-    """The store folder: ``$HEIRLOOM_STORE`` or ``./store``."""
+    """The store folder: ``$HEIRLOOM_STORE`` or ``./store``; for a remote store, its local
+    cache folder (:func:`cache_root`)."""
+    url = store_url()
+    if url is not None:
+        return cache_root(url)
     return Path(os.environ.get("HEIRLOOM_STORE") or "store").absolute()
 
 
@@ -145,12 +186,13 @@ def entry(family: str, key: str, root: Path | None = None) -> Entry:
 
 
 @contextlib.contextmanager
-def staging(target: Entry) -> Iterator[Path]:
+def staging(target: Entry, publish: Callable[[Entry, Path], bool] | None = None) -> Iterator[Path]:
     """Yield a fresh staging folder; on success rename it to ``target.path`` atomically.
 
     On an exception the staging folder is removed and nothing appears at the target.
     If another process committed the same key meanwhile, ours is discarded (same content
-    address, same result).
+    address, same result). ``publish`` (a remote store's commit) runs before the rename;
+    when it answers False (another writer's object won) ours is discarded.
     """
     tmp_root = target.root / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
@@ -159,6 +201,9 @@ def staging(target: Entry) -> Iterator[Path]:
     try:
         yield stage
         inside(target.root / "objects", target.path)
+        if publish is not None and not publish(target, stage):
+            shutil.rmtree(stage, ignore_errors=True)
+            return
         target.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.rename(stage, target.path)
