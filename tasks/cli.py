@@ -22,6 +22,7 @@ from analysis.errors import ConfigError, FitError, HeirloomError, InputError, St
 from analysis.store import integrity
 from analysis.store import objects as store
 from analysis.store.provenance import diff_components
+from analysis.store.remote import remote_store
 
 
 def _task(name: str, config: str, extra: dict):
@@ -262,6 +263,8 @@ def _verify(args) -> None:
         return
     if not (args.all or args.config):
         raise HeirloomError("say what to verify: --all, --config C, or --inputs")
+    if remote_store() is not None:
+        return _verify_remote(args)
     root = store.check_layout(store.store_root())
     entries = maintenance.all_entries(root)
     if args.config:
@@ -276,11 +279,44 @@ def _verify(args) -> None:
                                                            "them recomputes them"))
 
 
+def _verify_remote(args) -> None:
+    from tasks import maintenance, remote_upkeep
+
+    shared = remote_store()
+    wanted = maintenance.reachable([args.config]) if args.config else None
+    checked, damaged = remote_upkeep.verify(shared, wanted, quarantine=not args.report_only)
+    print(f"{checked} objects in {shared.url} downloaded and rehashed, {len(damaged)} damaged", flush=True)
+    if damaged:
+        named = ", ".join(f"{family}/{key[:12]}" for family, key, _ in damaged[:5])
+        raise StoreError(f"{len(damaged)} damaged object(s) in {shared.url}: {named}"
+                         + ("" if args.report_only else "; taken out of the store: the next `law run` that needs "
+                                                           "them recomputes them"))
+
+
+def _gc_remote(args, keep) -> None:
+    from tasks import maintenance, remote_upkeep
+
+    shared = remote_store()
+    chosen, orphans = remote_upkeep.collect(shared, keep=keep, older_than_days=args.older_than)
+    for family, item in chosen:
+        print(f"{'remove' if args.delete else 'would remove'}  {family}/{item.key}  "
+              f"{maintenance.human(item.size) if item.size else ''}")
+    if orphans:
+        print(f"{'remove' if args.delete else 'would remove'}  {len(orphans)} files of unfinished commits")
+    if args.delete:
+        remote_upkeep.remove(shared, chosen, orphans)
+        print(f"removed {len(chosen)} objects from {shared.url}")
+    else:
+        print(f"{len(chosen)} objects in {shared.url} (dry run: add --delete to remove them)")
+
+
 def _gc(args) -> None:
     from tasks import maintenance
 
     if not args.config and args.older_than is None:
         raise HeirloomError("say what to keep: --config C (repeatable) and/or --older-than DAYS")
+    if remote_store() is not None:
+        return _gc_remote(args, maintenance.reachable(args.config) if args.config else None)
     root = store.check_layout(store.store_root())
     keep = maintenance.reachable(args.config) if args.config else None
     chosen = maintenance.collect(root, keep=keep, older_than_days=args.older_than)

@@ -66,9 +66,11 @@ def small_demo(folder: Path, name="tiny", seed=7, inject=1.0, lumi=3.0, extra=""
     return write_config(folder, f"{name}.yaml", text + extra)
 
 
-def law_run(task: str, config: Path, store: Path, *args, check=True, timeout=600) -> subprocess.CompletedProcess:
-    """``law run <task> --config <config>`` in a subprocess with its own store."""
-    env = dict(os.environ, HEIRLOOM_STORE=str(store), PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
+def law_run(task: str, config: Path, store: Path, *args, check=True, timeout=600,
+            env=None) -> subprocess.CompletedProcess:
+    """``law run <task> --config <config>`` in a subprocess with its own store (``env``:
+    more environment variables for it, e.g. the AWS_* of an S3 server)."""
+    env = dict(os.environ, **(env or {}), HEIRLOOM_STORE=str(store), PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
     proc = subprocess.run([str(VENV_BIN / "law"), "run", task, "--config", str(config), *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
@@ -149,10 +151,18 @@ def _service(name: str, state: Path):
 
 
 @pytest.fixture(scope="module")
-def xrootd_server(tmp_path_factory):
+def xrootd_server():
     """A real XRootD server on 127.0.0.1 (Debian xrootd-server): ``{"HEIRLOOM_XROOTD_URL":
-    "root://127.0.0.1:PORT/", "HEIRLOOM_XROOTD_DATA": the folder it serves}``."""
-    yield from _service("xrootd", tmp_path_factory.mktemp("xrootd"))
+    "root://127.0.0.1:PORT/", "HEIRLOOM_XROOTD_DATA": the folder it serves}``. Its folder
+    is outside pytest's (private to root): the server runs as user daemon."""
+    import shutil
+
+    state = Path(tempfile.mkdtemp(prefix="heirloom-xrootd-"))
+    state.chmod(0o755)
+    try:
+        yield from _service("xrootd", state)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,8 @@ PROVENANCE = "provenance.json"
 
 @dataclass(frozen=True)
 class Listed:
-    """A committed object seen in a listing: its key, the record's size and time (epoch s)."""
+    """A committed object seen in a listing: its key, bytes (0: not known from the listing)
+    and the time it was committed (epoch seconds)."""
     key: str
     size: int
     modified: float
@@ -119,13 +120,15 @@ class S3Backend(_Backend):
             raise
         finally:
             self.fs.invalidate_cache(prefix)
+        sizes: dict[str, int] = {}
         for path, info in listing.items():
             parts = path[len(prefix):].split("/")
+            if len(parts) >= 3:
+                sizes[parts[1]] = sizes.get(parts[1], 0) + int(info.get("size") or 0)
             if len(parts) == 3 and parts[2] == PROVENANCE:
                 modified = info.get("LastModified")
-                found[parts[1]] = Listed(parts[1], int(info.get("size") or 0),
-                                         modified.timestamp() if modified is not None else 0.0)
-        return found
+                found[parts[1]] = Listed(parts[1], 0, modified.timestamp() if modified is not None else 0.0)
+        return {key: Listed(key, sizes.get(key, 0), listed.modified) for key, listed in found.items()}
 
     def commit(self, family: str, key: str, stage: Path, record: dict) -> bool:
         """Upload ``stage``'s files, then the record; False when another writer won."""

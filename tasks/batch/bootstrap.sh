@@ -4,6 +4,14 @@
 heirloom_code=@CODE@
 heirloom_venv=@VENV@
 export HEIRLOOM_STORE=@STORE@
+export HEIRLOOM_BATCH_ROOT=@BATCH_ROOT@
+# a remote store (s3://, root://) needs no shared filesystem: the job reads and writes it
+# through a cache of its node's own (HEIRLOOM_JOB_CACHE, else under TMPDIR)
+case "$HEIRLOOM_STORE" in
+    s3://*|root://*)
+        export HEIRLOOM_CACHE="${HEIRLOOM_JOB_CACHE:-${TMPDIR:-/tmp}/heirloom-cache-$(printf %s "$HEIRLOOM_STORE" | sha256sum | cut -c1-12)}"
+        ;;
+esac
 export HEIRLOOM_STORE_UPSTREAM=@UPSTREAM@
 [ -n "$HEIRLOOM_STORE_UPSTREAM" ] || unset HEIRLOOM_STORE_UPSTREAM
 # HEIRLOOM_BATCH_CODE runs the jobs from another checkout (a shared one); keys still decide

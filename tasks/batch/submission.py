@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 
 from analysis.errors import StoreError
-from analysis.store.objects import store_root, upstream_roots
+from analysis.store.objects import store_root, store_url, upstream_roots
 
 PROJECT = Path(__file__).resolve().parent.parent.parent
 #: what a job needs of the project: the code, the configs, law's config and task index
@@ -39,6 +39,10 @@ FORMAT = 1
 
 
 def batch_root(root: Path | None = None) -> Path:
+    """``<store>/batch``; in a job, the submitter's (``$HEIRLOOM_BATCH_ROOT``, which the
+    bootstrap sets: with a remote store the job's own store folder is a node-local cache)."""
+    if root is None and os.environ.get("HEIRLOOM_BATCH_ROOT"):
+        return Path(os.environ["HEIRLOOM_BATCH_ROOT"])
     return (root or store_root()) / "batch"
 
 
@@ -99,7 +103,7 @@ def prepare(top) -> str:
     code = snapshot_code()
     record = {"format": FORMAT, "top": top.task_family, "keys": keys, "code": str(code),
               "config": config_in(code, top.config), "python": sys.executable,
-              "venv": sys.prefix, "store": str(store_root()),
+              "venv": sys.prefix, "store": store_url() or str(store_root()), "batch_root": str(batch_root()),
               "upstream": [str(p) for p in upstream_roots()], "submitter": socket.gethostname(),
               "commit": git_describe()}
     text = json.dumps(record, indent=1, sort_keys=True)
@@ -141,6 +145,7 @@ def bootstrap_file(digest: str) -> Path:
         return path
     template = (Path(__file__).parent / "bootstrap.sh").read_text()
     values = {"CODE": record["code"], "VENV": record["venv"], "STORE": record["store"],
+              "BATCH_ROOT": record.get("batch_root", str(batch_root())),
               "UPSTREAM": ":".join(record["upstream"])}
     text = template
     for name, value in values.items():

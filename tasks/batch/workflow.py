@@ -107,8 +107,9 @@ class BatchBranches(law.LocalWorkflow, law.slurm.SlurmWorkflow, law.htcondor.HTC
 
     # ---- where jobs start and what they get ----------------------------------------
     def _control_dir(self) -> law.LocalDirectoryTarget:
-        root = Path(submission.load(self.submission)["store"])
-        return law.LocalDirectoryTarget(str(submission.batch_root(root) / "jobs" / self.submission / self.family))
+        record = submission.load(self.submission)
+        batch = Path(record.get("batch_root") or submission.batch_root(Path(record["store"])))
+        return law.LocalDirectoryTarget(str(batch / "jobs" / self.submission / self.family))
 
     def _resources(self):
         return family_resources(load_config(self.config), self.family)

@@ -53,6 +53,7 @@ case "$cmd" in
         echo "AWS_ACCESS_KEY_ID=heirloom-test"
         echo "AWS_SECRET_ACCESS_KEY=heirloom-test"
         echo "AWS_DEFAULT_REGION=us-east-1"
+        echo "HEIRLOOM_S3_LOG=$state/moto.log"    # one line per request the server answered
         ;;
     *) say "unknown command $cmd"; exit 2 ;;
 esac
