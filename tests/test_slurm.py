@@ -133,6 +133,33 @@ def test_demo_on_slurm_matches_the_local_run(slurm, reference, tmp_path):
     assert "going to submit" not in rerun.stdout + rerun.stderr                # complete: nothing submitted
 
 
+def test_jobs_share_an_s3_store_without_a_shared_store_folder(slurm, s3_server, reference, tmp_path):
+    """``HEIRLOOM_STORE=s3://...`` with ``--workflow slurm``: the jobs read and write the S3
+    store through caches of their own; the submitter's cache receives only what its own
+    task read, and the histograms are the local run's, byte for byte."""
+    import s3fs
+
+    config, local = reference
+    s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_server["AWS_ENDPOINT_URL"]}, key=s3_server["AWS_ACCESS_KEY_ID"],
+                      secret=s3_server["AWS_SECRET_ACCESS_KEY"]).call_s3("create_bucket", Bucket="batch-store")
+    submitter, jobs = tmp_path / "submitter", tmp_path / "job-caches"
+    env = dict(_env(slurm, submitter), **s3_server, HEIRLOOM_STORE="s3://batch-store/store",
+               HEIRLOOM_CACHE=str(submitter), HEIRLOOM_JOB_CACHE=str(jobs))
+    proc = subprocess.run([str(VENV_BIN / "law"), "run", "Histograms", "--config", str(config), "--workflow", "slurm",
+                           "--poll-interval", "1s", "--tasks-per-job", "3"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    here, mine, theirs = _objects(local), _objects(submitter), _objects(jobs)
+    assert {family for family, _ in mine} == {"Histogram", "Histograms"}        # read by Histograms, made by it
+    assert {family for family, _ in theirs} == set(FAMILIES)
+    assert set(mine) | set(theirs) == set(here)
+    assert all(record["batch"]["system"] == "slurm" for (family, _), record in theirs.items())
+    [(_, key)] = [k for k in mine if k[0] == "Histograms"]
+    name = Path("objects/Histograms") / key[:2] / key / "histograms.json"
+    assert (submitter / name).read_bytes() == (local / name).read_bytes()
+
+
 def test_a_job_from_a_modified_checkout_refuses_to_write(slurm, reference, tmp_path):
     """A job whose code differs from the submitted code computes other keys and writes nothing."""
     checkout = tmp_path / "checkout"

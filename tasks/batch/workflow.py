@@ -94,6 +94,12 @@ class BatchBranches(law.LocalWorkflow, law.slurm.SlurmWorkflow, law.htcondor.HTC
             return super().complete()
         return self.branch_task().complete()
 
+    def workflow_complete(self):
+        """The family is complete when each of its tasks is, in the store as the task sees it
+        (a remote store included), not when the branches' folders exist here: with a remote
+        store the jobs' outputs never reach this machine's cache."""
+        return all(task.complete() for task in _family_tasks(self.config, self.family, self.of))
+
     def run(self):
         task = self.branch_task()
         record = submission.load(self.submission)
