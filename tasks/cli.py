@@ -263,8 +263,9 @@ def _verify(args) -> None:
         return
     if not (args.all or args.config):
         raise HeirloomError("say what to verify: --all, --config C, or --inputs")
-    if remote_store() is not None:
-        return _verify_remote(args)
+    shared = remote_store()
+    if shared is not None:
+        return _verify_remote(args, shared)
     root = store.check_layout(store.store_root())
     entries = maintenance.all_entries(root)
     if args.config:
@@ -279,10 +280,9 @@ def _verify(args) -> None:
                                                            "them recomputes them"))
 
 
-def _verify_remote(args) -> None:
+def _verify_remote(args, shared) -> None:
     from tasks import maintenance, remote_upkeep
 
-    shared = remote_store()
     wanted = maintenance.reachable([args.config]) if args.config else None
     checked, damaged = remote_upkeep.verify(shared, wanted, quarantine=not args.report_only)
     print(f"{checked} objects in {shared.url} downloaded and rehashed, {len(damaged)} damaged", flush=True)
@@ -293,10 +293,9 @@ def _verify_remote(args) -> None:
                                                            "them recomputes them"))
 
 
-def _gc_remote(args, keep) -> None:
+def _gc_remote(args, shared, keep) -> None:
     from tasks import maintenance, remote_upkeep
 
-    shared = remote_store()
     chosen, orphans = remote_upkeep.collect(shared, keep=keep, older_than_days=args.older_than)
     for family, item in chosen:
         print(f"{'remove' if args.delete else 'would remove'}  {family}/{item.key}  "
@@ -315,8 +314,9 @@ def _gc(args) -> None:
 
     if not args.config and args.older_than is None:
         raise HeirloomError("say what to keep: --config C (repeatable) and/or --older-than DAYS")
-    if remote_store() is not None:
-        return _gc_remote(args, maintenance.reachable(args.config) if args.config else None)
+    shared = remote_store()
+    if shared is not None:
+        return _gc_remote(args, shared, maintenance.reachable(args.config) if args.config else None)
     root = store.check_layout(store.store_root())
     keep = maintenance.reachable(args.config) if args.config else None
     chosen = maintenance.collect(root, keep=keep, older_than_days=args.older_than)

@@ -96,7 +96,11 @@ def upstream_roots() -> list[Path]:
     >>> del os.environ["HEIRLOOM_STORE_UPSTREAM"]
     """
     value = os.environ.get("HEIRLOOM_STORE_UPSTREAM", "")
-    return [Path(part).absolute() for part in value.split(os.pathsep) if part.strip()]
+    parts = [part for part in value.split(os.pathsep) if part.strip()]
+    if "://" in value:
+        raise StoreError(f"HEIRLOOM_STORE_UPSTREAM={value}: read-only upstream stores are local folders; a remote "
+                         "store is shared by naming it in HEIRLOOM_STORE (docs/remote-store.md)")
+    return [Path(part).absolute() for part in parts]
 
 
 def canonical_json(value: Any) -> str:
