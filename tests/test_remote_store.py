@@ -222,6 +222,18 @@ def test_an_xrootd_store_is_shared_and_checks_itself(xrootd_server, config, tmp_
     assert "Histograms[all] done in" in again.stdout + again.stderr
     assert (served / damaged.parent.parent.name / damaged.parent.name / "histograms.json").exists()
 
+    third = _env(xrootd_server, url, tmp_path / "colleague")
+    why = _heirloom(third, "why", "Histograms", "--config", str(config)).stdout
+    assert f"up to date ({damaged.parent.name[:12]} in {url})" in why
+    kept = _heirloom(third, "gc", "--config", str(config)).stdout
+    assert "would remove" not in kept                                  # everything is reachable
+    stranger = write_config(tmp_path, "other.yaml", f"extends: {config}\nname: other\nlumi: 5.0\n")
+    before = {(p.parts[-3], p.name) for p in served.parent.glob("*/*/*")}
+    removed = _heirloom(third, "gc", "--config", str(stranger), "--delete").stdout  # keeps what `other` reaches
+    after = {(p.parts[-3], p.name) for p in served.parent.glob("*/*/*")}
+    named = {tuple(line.split()[1].split("/")) for line in removed.splitlines() if line.startswith("remove ")}
+    assert named == before - after and ("Histograms", damaged.parent.name) in named and after
+
 
 def test_the_cache_evicts_the_least_recently_used_objects(s3_server, config, tmp_path, monkeypatch):
     """A cache bounded by ``HEIRLOOM_CACHE_SIZE`` keeps the objects used last and those in use."""
