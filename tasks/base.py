@@ -387,7 +387,8 @@ class HeirloomTask(law.Task):
             record = build_record(
                 key=self.key(), components=self.components(),
                 inputs={name: {"task": t.task_family, "key": t.key()} for name, t in self.input_tasks().items()}
-                | {name: {"file": ident.path, "name": Path(ident.path).name, **ident.key()}
+                | {name: {"file": ident.path, "name": getattr(ident, "name", None) or Path(ident.path).name,
+                          **ident.key()}
                    for name, ident in self.raw_inputs().items()},
                 started=started, outputs=stage, events=events,
                 extra={"analysis": self.cfg.name, "config_file": str(self.config),

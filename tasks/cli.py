@@ -345,6 +345,7 @@ def verify_inputs(config: str | None = None) -> tuple[list[str], int]:
     A file whose content changed while its size, mtime, ctime and inode did not is
     reported (``CHANGED``) and its cache entry replaced, so the next run uses the new key.
     """
+    from analysis.io.fileid import key_summary
     from tasks.base import manifest
 
     ledger = manifest()
@@ -353,26 +354,27 @@ def verify_inputs(config: str | None = None) -> tuple[list[str], int]:
         from analysis.load import load_config
 
         cfg = load_config(config)
-        wanted = [(path, spec.get("tree", cfg.tree), spec.get("format")) for name, spec in cfg.datasets.items()
+        wanted = [(path, spec.get("tree", cfg.tree), spec.get("format"), spec.get("version"))
+                  for name, spec in cfg.datasets.items()
                   if spec["kind"] != "pseudodata" and "files" in spec and not is_generated(cfg, name)
                   for path in input_files(cfg, name)]
     else:
-        wanted = ledger.cached_paths()
+        wanted = [(path, tree, fmt, None) for path, tree, fmt in ledger.cached_paths()]
     lines, changed, unreadable = [], 0, 0
-    for path, tree, fmt in wanted:
+    for path, tree, fmt, version in wanted:
         before = ledger.cached_key(path, tree)
         try:
-            now = ledger.identify(path, tree, fmt, rehash=True).key()
+            now = ledger.identify(path, tree, fmt, rehash=True, version=version).key()
         except InputError as err:
             unreadable += 1
             lines.append(f"MISSING  {path}: {err}")
             continue
         if before is not None and before != now:
             changed += 1
-            lines.append(f"CHANGED  {path}: content differs from the cached digest (was {before['blake3'][:16]}, "
-                         f"now {now['blake3'][:16]})")
+            lines.append(f"CHANGED  {path}: content differs from the cached digest (was {key_summary(before)}, "
+                         f"now {key_summary(now)})")
         else:
-            lines.append(f"ok       {path}  blake3:{now['blake3'][:16]}  {now['size']} bytes")
+            lines.append(f"ok       {path}  {key_summary(now)}  {now['size']} bytes")
     ledger.save()
     if unreadable:
         lines.append(f"{unreadable} cached input file(s) missing or unreadable (moved or deleted: not an error)")

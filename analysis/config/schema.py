@@ -49,6 +49,9 @@ DATASET = _obj({
                 "description": "pseudodata: dataset name -> factor"},
     "tree": {"type": "string"},
     "format": {"enum": ["root", "parquet"]},
+    "version": {"type": ["string", "integer"],
+                "description": "the files' version, for remote files whose server gives no checksum: change it "
+                               "when they change (docs/remote-data.md)"},
     "systematics": {"type": "boolean",
                     "description": "false: no event-level systematics for this dataset (e.g. a sample-variation template)"},
 }, required=("kind",))

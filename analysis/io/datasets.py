@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import glob
 from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.config.model import AnalysisConfig
-from analysis.io.fileid import FileIdentity, Manifest
+from analysis.errors import InputFileError
+from analysis.io import remote
+from analysis.io.fileid import NO_CHECKSUM, FileIdentity, Manifest
 
 DEFAULT_CHUNK = 100_000
 
@@ -26,18 +29,62 @@ def is_generated(cfg: AnalysisConfig, dataset: str) -> bool:
 
 
 def input_files(cfg: AnalysisConfig, dataset: str) -> list:
-    """Absolute paths of a file-based dataset (globs expanded, sorted), relative to the
-    config file that lists them."""
+    """Absolute paths (local files) and URLs (remote files) of a file-based dataset, globs
+    expanded and sorted; local paths are relative to the config file that lists them.
+
+    >>> input_files(load_config("configs/nanoaod_v12.yaml"), "ttbar_v12")[0].endswith("/nanoaod/nano_tt_v12.root")
+    True
+    """
+    return [path for path, _ in file_origins(cfg, dataset)]
+
+
+def file_origins(cfg: AnalysisConfig, dataset: str) -> list[tuple[str, int]]:
+    """``(path or URL, index in files:)`` of every input file of a dataset. A glob over
+    root:// or s3:// is listed once per process (:func:`analysis.io.remote.glob`); a
+    pattern that matches nothing, or a glob over https://, is a located config error.
+
+    >>> file_origins(load_config("configs/cms2015_files.yaml"), "ttbar_2015")[0][0].endswith("200ev.root")
+    True
+    """
     spec = cfg.datasets[dataset]
     base = cfg.file_of("datasets", dataset, "files").parent
-    paths: list[str] = []
+    out: list[tuple[str, int]] = []
     for index, pattern in enumerate(spec.get("files", [])):
-        full = pattern if Path(pattern).is_absolute() else str(base / pattern)
-        matches = sorted(glob.glob(full)) if any(c in pattern for c in "*?[") else [full]
+        where = ("datasets", dataset, "files", index)
+        if remote.is_remote(pattern):
+            matches = _remote_matches(cfg, pattern, where)
+        else:
+            full = pattern if Path(pattern).is_absolute() else str(base / pattern)
+            matches = sorted(glob.glob(full)) if any(c in pattern for c in "*?[") else [full]
+            matches = [str(Path(m).absolute()) for m in matches]
         if not matches:
-            raise cfg.error(f"no file matches '{pattern}'", "datasets", dataset, "files", index)
-        paths.extend(str(Path(m).absolute()) for m in matches)
-    return paths
+            raise cfg.error(f"no file matches '{pattern}'", *where)
+        out.extend((match, index) for match in matches)
+    return out
+
+
+def _remote_matches(cfg: AnalysisConfig, pattern: str, where: tuple) -> list[str]:
+    if not remote.has_glob(pattern):
+        return [pattern]
+    if remote.scheme(pattern) not in remote.LISTABLE:
+        raise cfg.error(f"'{pattern}': a {remote.scheme(pattern)}:// server cannot list files, so a glob "
+                        "cannot be expanded: list the files one by one", *where)
+    try:
+        return list(_listing(pattern))
+    except InputFileError as err:
+        raise InputFileError(err.path, f"{err.reason} ({_location(cfg, where)})") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _listing(pattern: str) -> tuple[str, ...]:
+    return tuple(remote.glob(pattern))
+
+
+def _location(cfg: AnalysisConfig, where: tuple) -> str:
+    """``file:line key`` of a config key, for messages that are not config errors."""
+    located = cfg.error("", *where)
+    return f"listed at {located.file}:{located.line} key '{located.key}'" if located.line is not None \
+        else f"listed at {located.file} key '{located.key}'"
 
 
 def mixture_expectation(cfg: AnalysisConfig) -> dict:
@@ -93,9 +140,28 @@ def chunks(entries_per_file: list, chunk_size: int) -> list:
 
 
 def identify(cfg: AnalysisConfig, dataset: str, path: str, manifest: Manifest) -> FileIdentity:
-    """The FileIdentity of one input file of a file-based dataset (ROOT or Parquet)."""
+    """The FileIdentity of one input file of a file-based dataset (ROOT or Parquet), local
+    or remote. A file that cannot be read is an InputFileError naming the file and the
+    config line that lists it; a remote file whose server gives no checksum, in a dataset
+    without ``version:``, is a config error on that line.
+
+    >>> from analysis.io.fileid import Manifest
+    >>> cfg = load_config("configs/cms2015_files.yaml")
+    >>> identify(cfg, "ttbar_2015", "/nowhere/a.root", Manifest(outdir))     # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    analysis.errors.InputFileError: cannot read input file /nowhere/a.root: No such file or directory (listed at ...)
+    """
     spec = cfg.datasets[dataset]
-    return manifest.identify(path, spec.get("tree", cfg.tree), spec.get("format"))
+    try:
+        return manifest.identify(path, spec.get("tree", cfg.tree), spec.get("format"), version=spec.get("version"))
+    except InputFileError as err:
+        origins = dict(file_origins(cfg, dataset)) if "files" in spec else {}
+        where = ("datasets", dataset, "files", origins.get(path, 0))
+        if err.reason == NO_CHECKSUM:
+            raise cfg.error(f"{path}: the server gives no checksum of this file, so its content cannot be "
+                            f"identified: declare 'version: \"1\"' in datasets.{dataset} and change it "
+                            "whenever the files change (docs/remote-data.md)", *where) from None
+        raise InputFileError(err.path, f"{err.reason} ({_location(cfg, where)})") from None
 
 
 def dataset_branches(cfg: AnalysisConfig, dataset: str, manifest: Manifest) -> tuple:

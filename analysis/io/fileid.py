@@ -13,6 +13,13 @@ inputs, and ``heirloom verify --inputs`` rehashes every cached file from scratch
 Files read whole by other tasks (histogram files, likelihood archives) use the same
 digest (:func:`content_identity`).
 
+A remote input (``root://``, ``s3://``, ``https://``) is not hashed: its key is its size
+plus what its server says of its content (the XRootD checksum, the S3 ETag and checksum,
+an HTTP ETag with the URL), or the URL plus the ``version:`` the config declares where
+the server says nothing (``analysis/io/remote.py``). It is cached under its URL with the
+stamp a cheap stat returns, so a no-op rerun does one stat per remote file and asks for
+the checksum again only when the stamp changed; ``heirloom verify --inputs`` asks again.
+
 Parquet files (one row per event): their columns are listed under NanoAOD-style flat names, whatever their layout: a
 flat ``Jet_pt`` list column stays ``Jet_pt``; a nested ``Jet`` column (a list of
 structs) becomes ``nJet`` + ``Jet_pt``, ``Jet_eta`` ...; a ``MET`` struct becomes
@@ -22,29 +29,56 @@ those names (``analysis/io/skim.py``), so expressions and column pruning do not 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, TypeVar
 
 from analysis.errors import InputFileError, StoreError
+from analysis.io import remote
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class FileIdentity:
-    path: str           # absolute path (for provenance; not part of the key)
+    path: str           # absolute path, or the URL of a remote file (for provenance; not part of the key)
     name: str           # file name (for provenance; not part of the key)
     size: int
-    blake3: str         # BLAKE3 digest of every byte of the file
+    blake3: str         # BLAKE3 digest of every byte of a local file ("" for a remote one)
     entries: int        # entries of the tree (rows of a parquet file)
     branches: tuple     # top-level branch names, NanoAOD-style (for checking config expressions)
     format: str = "root"  # "root" or "parquet" (not part of the key)
+    trusted: tuple = ()   # remote: sorted (field, value) pairs the server vouches for, or the declared version
 
     def key(self) -> dict:
-        """The part that goes into content addresses: the content, nothing else."""
+        """The part that goes into content addresses: the content, nothing else. For a
+        remote file: what the server says of its content (its checksum), or the URL and
+        the version the config declares (see ``analysis/io/remote.py``), and the size.
+
+        >>> FileIdentity("/d/a.root", "a.root", 10, "af13", 5, ()).key()
+        {'blake3': 'af13', 'size': 10}
+        >>> FileIdentity("root://h//a.root", "a.root", 10, "", 5, (), "root", (("adler32", "062c0215"),)).key()
+        {'adler32': '062c0215', 'size': 10}
+        """
+        if self.trusted:
+            return dict(self.trusted) | {"size": self.size}
         return {"blake3": self.blake3, "size": self.size}
+
+
+def key_summary(key: dict) -> str:
+    """A short form of a file's content key for messages (``heirloom verify --inputs``).
+
+    >>> key_summary({"blake3": "6437b3ac38465133" * 4, "size": 3}), key_summary({"adler32": "062c0215", "size": 3})
+    ('blake3:6437b3ac38465133', 'adler32:062c0215')
+    >>> key_summary({"declared_version": "v2", "url": "https://h/a.root", "size": 3})
+    'declared_version:v2'
+    """
+    name = "blake3" if "blake3" in key else sorted(k for k in key if k not in ("size", "url"))[0]
+    return f"{name}:{str(key[name])[:16]}"
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -73,15 +107,31 @@ def _stamp(stat: os.stat_result) -> dict:
 def _read_root(path: str, tree: str) -> tuple[int, tuple]:
     import uproot
 
-    try:
+    def read() -> tuple[int, tuple]:
         with uproot.open(path) as handle:
             if tree not in handle:
                 raise InputFileError(path, f"no tree '{tree}' in the file (has: {', '.join(handle.keys()[:8])})")
             events = handle[tree]
             return int(events.num_entries), tuple(events.keys(recursive=False))
+
+    return reading(path, "reading the tree", read)
+
+
+def reading(path: str, what: str, read: Callable[[], T]) -> T:
+    """``read()`` of an input file, every failure one InputFileError naming ``path``; for a
+    remote file, transient errors are retried (:func:`analysis.io.remote.with_retries`).
+
+    >>> reading("/data/a.root", "reading", lambda: 1 / 0)
+    Traceback (most recent call last):
+    analysis.errors.InputFileError: cannot read input file /data/a.root: ZeroDivisionError: division by zero
+    """
+    if remote.is_remote(path):
+        return remote.with_retries(path, what, read)
+    try:
+        return read()
     except InputFileError:
         raise
-    except Exception as err:  # uproot raises many types for damaged files
+    except Exception as err:  # uproot and pyarrow raise many types for damaged files
         raise InputFileError(path, f"{type(err).__name__}: {err}".strip()) from None
 
 
@@ -96,17 +146,22 @@ def file_format(path: str | os.PathLike, declared: str | None = None) -> str:
     >>> file_format("events.parquet"), file_format("nano.root"), file_format("x.root", "parquet")
     ('parquet', 'root', 'parquet')
     """
-    if declared:
-        return declared
-    if str(path).lower().endswith(PARQUET_SUFFIXES):
-        return "parquet"
-    if str(path).lower().endswith(".root"):
-        return "root"
+    named = declared or _named_format(str(path))
+    if named:
+        return named
+    if remote.is_remote(path):
+        return "parquet" if remote.read_magic(str(path)) == b"PAR1" else "root"
     try:
         with open(path, "rb") as stream:
             return "parquet" if stream.read(4) == b"PAR1" else "root"
     except OSError:
         return "root"
+
+
+def _named_format(path: str) -> str | None:
+    """The format a file's name says (a URL's path, without its query), else None."""
+    name = (remote.url_path(path) if remote.is_remote(path) else path).lower()
+    return "parquet" if name.endswith(PARQUET_SUFFIXES) else "root" if name.endswith(".root") else None
 
 
 def parquet_columns(schema: Any) -> dict:
@@ -150,13 +205,38 @@ COUNT = "#count"
 
 
 def _read_parquet(path: str) -> tuple[int, tuple]:
+    def read() -> tuple[int, tuple]:
+        with open_parquet(path) as meta:
+            return int(meta.metadata.num_rows), tuple(parquet_columns(meta.schema_arrow))
+
+    return reading(path, "reading the parquet footer", read)
+
+
+@contextlib.contextmanager
+def open_parquet(path: str) -> Iterator[Any]:
+    """A ``pyarrow.parquet.ParquetFile`` of a local path or a URL (read in ranges through fsspec).
+
+    >>> with open_parquet(events_parquet) as handle:
+    ...     handle.metadata.num_rows
+    100
+    """
     import pyarrow.parquet as pq
 
-    try:
-        meta = pq.ParquetFile(path)
-        return int(meta.metadata.num_rows), tuple(parquet_columns(meta.schema_arrow))
-    except Exception as err:
-        raise InputFileError(path, f"{type(err).__name__}: {err}") from None
+    if not remote.is_remote(path):
+        with pq.ParquetFile(path) as handle:
+            yield handle
+        return
+    with remote.open_file(path) as stream, pq.ParquetFile(stream) as handle:
+        yield handle
+
+
+#: the reason of the InputFileError for a remote file whose server gives no checksum
+#: (``analysis/io/datasets.py`` turns it into a config error: declare ``version:``)
+NO_CHECKSUM = "the server gives no checksum of this file"
+
+
+def _read_entries(path: str, tree: str, fmt: str) -> tuple[int, tuple]:
+    return _read_parquet(path) if fmt == "parquet" else _read_root(path, tree)
 
 
 #: bumped when what is recorded of a format changes (cached entries of another version are redone)
@@ -170,6 +250,7 @@ class Manifest:
         self.path = store / "manifests" / "files.json"
         self._entries: dict | None = None
         self._dirty = False
+        self._seen: dict[str, FileIdentity | InputFileError] = {}    # remote files stat'ed by this process
 
     def _load(self) -> dict:
         if self._entries is None:
@@ -187,17 +268,21 @@ class Manifest:
         return self._entries
 
     def identify(self, path: str | os.PathLike, tree: str = "Events", format: str | None = None,
-                 *, rehash: bool = False) -> FileIdentity:
+                 *, version: str | None = None, rehash: bool = False) -> FileIdentity:
         """Identity of ``path``: cached while size, mtime, ctime and inode are unchanged,
-        else (or with ``rehash``) hashed and read anew.
+        else (or with ``rehash``) hashed and read anew. A URL (``root://``, ``s3://``,
+        ``https://``) is identified by its server's checksum instead (:meth:`_identify_remote`).
 
         ``format``: ``"root"`` or ``"parquet"``; None infers it (:func:`file_format`).
-        ``tree`` is ignored for parquet files.
+        ``tree`` is ignored for parquet files. ``version``: the dataset's declared
+        ``version:``, the identity of a remote file whose server gives no checksum.
 
         >>> identity = Manifest(outdir / "store").identify(nano)     # 1000 generated events
         >>> identity.entries, identity.format, sorted(identity.key())
         (1000, 'root', ['blake3', 'size'])
         """
+        if remote.is_remote(path):
+            return self._identify_remote(str(path), tree, format, version, rehash)
         full = str(Path(path).absolute())
         try:
             stat = os.stat(full)
@@ -210,14 +295,59 @@ class Manifest:
                 and cached.get("format") == fmt and cached.get("version") == _VERSION[fmt]:
             fields = {k: v for k, v in cached.items() if k not in ("stamp", "version")}
             return FileIdentity(**fields | {"branches": tuple(cached["branches"])})
-        if fmt == "parquet":
-            entries, branches = _read_parquet(full)
-        else:
-            entries, branches = _read_root(full, tree)
+        entries, branches = _read_entries(full, tree, fmt)
         ident = FileIdentity(full, Path(full).name, stat.st_size, file_digest(full), entries, branches, fmt)
-        self._load()[cache_key] = asdict(ident) | {"stamp": _stamp(stat), "branches": list(branches),
-                                                    "version": _VERSION[fmt]}
+        self._load()[cache_key] = {k: v for k, v in asdict(ident).items() if k != "trusted"} | {
+            "stamp": _stamp(stat), "branches": list(branches), "version": _VERSION[fmt]}
         self._dirty = True
+        return ident
+
+    def _identify_remote(self, url: str, tree: str, format: str | None, version: str | None,
+                         rehash: bool) -> FileIdentity:
+        """A remote file: one stat per process (then reused), the cached identity while the
+        stat's stamp is unchanged, else the server's checksum is asked and the file's
+        entries and branches read anew. Without a checksum, the declared ``version``
+        (with ``rehash`` and none given: the one cached) identifies it with the URL; with
+        neither, an InputFileError whose reason is :data:`NO_CHECKSUM`."""
+        cache_key = f"{url}|{tree}"
+        seen = self._seen.get(cache_key)
+        if isinstance(seen, InputFileError) and not rehash:
+            raise seen                      # reported once per process, not retried again
+        if isinstance(seen, FileIdentity) and not rehash:
+            return seen
+        try:
+            ident = self._remote_identity(url, cache_key, tree, format, version, rehash)
+        except InputFileError as err:
+            self._seen[cache_key] = err
+            raise
+        self._seen[cache_key] = ident
+        return ident
+
+    def _remote_identity(self, url: str, cache_key: str, tree: str, format: str | None, version: str | None,
+                         rehash: bool) -> FileIdentity:
+        found = remote.stat(url)
+        cached = self._load().get(cache_key)
+        declared = (cached or {}).get("trusted", {}).get("declared_version")
+        version = str(version) if version is not None else declared if rehash else None
+        named = format or _named_format(url)
+        if not rehash and cached and isinstance(cached.get("trusted"), dict) and cached["trusted"] \
+                and cached.get("stamp") == found.stamp and named in (None, cached.get("format")) \
+                and cached.get("version") == _VERSION.get(cached.get("format", "")) and declared in (None, version):
+            fields = {k: v for k, v in cached.items() if k not in ("stamp", "version")}
+            ident = FileIdentity(**fields | {"branches": tuple(cached["branches"]),
+                                             "trusted": tuple(sorted(cached["trusted"].items()))})
+        else:
+            trusted = remote.checksum(url, found) or (
+                {"declared_version": version, "url": url} if version is not None else {})
+            if not trusted:
+                raise InputFileError(url, NO_CHECKSUM)
+            fmt = named or file_format(url)
+            entries, branches = _read_entries(url, tree, fmt)
+            ident = FileIdentity(url, remote.file_name(url), found.size, "", entries, branches, fmt,
+                                 tuple(sorted(trusted.items())))
+            self._load()[cache_key] = asdict(ident) | {"trusted": trusted, "stamp": found.stamp,
+                                                       "branches": list(branches), "version": _VERSION[fmt]}
+            self._dirty = True
         return ident
 
     def cached_paths(self) -> list[tuple[str, str, str]]:
@@ -229,9 +359,15 @@ class Manifest:
         return out
 
     def cached_key(self, path: str, tree: str) -> dict | None:
-        """The content key cached for ``path`` (None if none)."""
+        """The content key cached for ``path`` (a file's absolute path or URL; None if none).
+
+        >>> Manifest(outdir / "store").cached_key("root://h//a.root", "Events") is None
+        True
+        """
         entry = self._load().get(f"{path}|{tree}")
-        return {"blake3": entry["blake3"], "size": entry["size"]} if entry and "blake3" in entry else None
+        if entry and entry.get("trusted"):
+            return dict(entry["trusted"]) | {"size": entry["size"]}
+        return {"blake3": entry["blake3"], "size": entry["size"]} if entry and entry.get("blake3") else None
 
     def save(self) -> None:
         if not self._dirty:

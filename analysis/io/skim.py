@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.io.columns import group_collections
-from analysis.io.fileid import COUNT, InputFileError, parquet_columns
+from analysis.io.fileid import COUNT, InputFileError, open_parquet, parquet_columns, reading
 from analysis.io.root_file import recreate
 from analysis.lang.expr import Expression
 
@@ -25,15 +25,19 @@ class SkimStats:
 
 
 def read_chunk(path: str, tree: str, branches: list, start: int, stop: int) -> dict:
-    """Read ``branches`` of entries [start, stop) as a dict of awkward arrays."""
+    """Read ``branches`` of entries [start, stop) as a dict of awkward arrays. ``path``
+    may be a URL (root://, s3://, https://): read in place, transient errors retried.
+
+    >>> read_chunk(nano, "Events", ["nJet"], 0, 3)["nJet"].tolist()
+    [2, 5, 4]
+    """
     import uproot
 
-    try:
+    def read() -> dict:
         with uproot.open(path) as handle:
-            arrays = handle[tree].arrays(branches, entry_start=start, entry_stop=stop, how=dict)
-    except Exception as err:
-        raise InputFileError(path, f"{type(err).__name__}: {err}") from None
-    return arrays
+            return handle[tree].arrays(branches, entry_start=start, entry_stop=stop, how=dict)
+
+    return reading(path, f"reading entries {start} to {stop}", read)
 
 
 def read_parquet_chunk(path: str, branches: list, start: int, stop: int) -> dict:
@@ -49,30 +53,14 @@ def read_parquet_chunk(path: str, branches: list, start: int, stop: int) -> dict
     ([5, 3, 4], <Array [[193, 178, 30, 28.6, 17.2], ..., [81.4, ...]] type='50 * var * float32'>)
     """
     import awkward as ak
-    import numpy as np
-    import pyarrow.parquet as pq
 
-    try:
-        handle = pq.ParquetFile(path)
-        sources = parquet_columns(handle.schema_arrow)
-        missing = [b for b in branches if b not in sources]
-        if missing:
-            raise KeyError(f"no column {missing[0]!r}")
-        fields: dict[str, set[str | None]] = {}
-        for name in branches:
-            column, field = sources[name]
-            if field == COUNT:             # a list-of-structs length: read one of its fields
-                field = next(f.name for f in handle.schema_arrow.field(column).type.value_type)
-            fields.setdefault(column, set()).add(field)
-        columns = sorted({c if None in f else f"{c}.{x}" for c, f in fields.items() for x in f})
-        sizes = [handle.metadata.row_group(i).num_rows for i in range(handle.num_row_groups)]
-        edges = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
-        # the row groups that overlap [start, stop) (the first one for an empty range)
-        groups = [i for i in range(len(sizes)) if edges[i] < stop and edges[i + 1] > start] or [0][:len(sizes)]
-        first = int(edges[groups[0]]) if groups else 0
-        table = ak.from_parquet(path, columns=columns, row_groups=groups or None)
-    except Exception as err:
-        raise InputFileError(path, f"{type(err).__name__}: {err}") from None
+    def read() -> tuple:
+        with open_parquet(path) as handle:
+            sources = parquet_columns(handle.schema_arrow)
+            columns, groups, first = _parquet_plan(handle, sources, branches, start, stop)
+        return sources, first, ak.from_parquet(path, columns=columns, row_groups=groups or None)
+
+    sources, first, table = reading(path, f"reading rows {start} to {stop}", read)
     out = {}
     for name in branches:
         column, field = sources[name]
@@ -83,6 +71,27 @@ def read_parquet_chunk(path: str, branches: list, start: int, stop: int) -> dict
             value = value[field]
         out[name] = _no_missing(value, path, name)
     return out
+
+
+def _parquet_plan(handle, sources: dict, branches: list, start: int, stop: int) -> tuple[list, list, int]:
+    """The columns to read for ``branches``, the row groups that overlap [start, stop) (the
+    first one for an empty range) and the first row of the first of them."""
+    import numpy as np
+
+    missing = [b for b in branches if b not in sources]
+    if missing:
+        raise KeyError(f"no column {missing[0]!r}")
+    fields: dict[str, set[str | None]] = {}
+    for name in branches:
+        column, field = sources[name]
+        if field == COUNT:             # a list-of-structs length: read one of its fields
+            field = next(f.name for f in handle.schema_arrow.field(column).type.value_type)
+        fields.setdefault(column, set()).add(field)
+    columns = sorted({c if None in f else f"{c}.{x}" for c, f in fields.items() for x in f})
+    sizes = [handle.metadata.row_group(i).num_rows for i in range(handle.num_row_groups)]
+    edges = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+    groups = [i for i in range(len(sizes)) if edges[i] < stop and edges[i + 1] > start] or [0][:len(sizes)]
+    return columns, groups, int(edges[groups[0]]) if groups else 0
 
 
 def _no_missing(array, path: str, name: str):
