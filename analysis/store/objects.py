@@ -208,16 +208,24 @@ def staging(target: Entry, publish: Callable[[Entry, Path], bool] | None = None)
         if publish is not None and not publish(target, stage):
             shutil.rmtree(stage, ignore_errors=True)
             return
-        target.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(stage, target.path)
-        except OSError:
-            if not target.exists():
-                raise
+        if not place(stage, target):
             shutil.rmtree(stage, ignore_errors=True)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def place(stage: Path, target: Entry) -> bool:
+    """Rename a finished folder to ``target.path`` in one step; False (``stage`` left as it
+    is) when another process put the same key there first."""
+    target.path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(stage, target.path)
+    except OSError:
+        if not target.exists():
+            raise
+        return False
+    return True
 
 
 def link_by_name(target: Entry, analysis: str, label: str) -> Path:

@@ -32,7 +32,7 @@ from pathlib import Path
 from analysis.errors import StoreError
 from analysis.store import integrity
 from analysis.store.backends import Listed, S3Backend, XRootDBackend
-from analysis.store.objects import Entry, entry, store_root, store_url
+from analysis.store.objects import Entry, entry, place, store_root, store_url
 
 #: seconds during which a family listing is trusted to say that a key is absent
 FRESH_LISTING_S = 5.0
@@ -164,7 +164,7 @@ class RemoteStore:
             self.backend.download([(self.backend.file_path(target.family, target.key, record, name), stage / name)
                                    for name in names])
             (stage / integrity.PROVENANCE).write_text(json.dumps(record, indent=1, sort_keys=True))
-            self._place(stage, target)
+            place(stage, target)          # (a concurrent fetch may have placed it first)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
         return integrity.damage(target, recheck=True)
@@ -219,15 +219,6 @@ class RemoteStore:
         stage = self.cache / "tmp" / f"{what}-{target.family}-{target.key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         stage.mkdir(parents=True)
         return stage
-
-    @staticmethod
-    def _place(stage: Path, target: Entry) -> None:
-        target.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(stage, target.path)
-        except OSError:
-            if not target.exists():
-                raise
 
     # ---- upkeep (heirloom verify, gc) ----------------------------------------------------
     def all_objects(self) -> list[tuple[str, Listed]]:

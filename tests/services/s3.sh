@@ -14,6 +14,7 @@ cmd=${1:?usage: s3.sh start|stop|env STATE_DIR [PORT]}
 state=$(mkdir -p "${2:?usage: s3.sh start|stop|env STATE_DIR [PORT]}" && cd "$2" && pwd)
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 server=${HEIRLOOM_MOTO_SERVER:-$root/.venv-services/bin/moto_server}
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 say() { echo "s3.sh: $*" >&2; }
 
 start() {
@@ -22,32 +23,17 @@ start() {
     echo "$port" > "$state/port"
     "$server" -H 127.0.0.1 -p "$port" > "$state/moto.log" 2>&1 &
     echo $! > "$state/moto.pid"
-    for _ in $(seq 150); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            say "S3 server on http://127.0.0.1:$port"
-            return 0
-        fi
-        kill -0 "$(cat "$state/moto.pid")" 2>/dev/null || break
-        sleep 0.1
-    done
+    if wait_for_port "$port" "$state/moto.pid"; then
+        say "S3 server on http://127.0.0.1:$port"
+        return 0
+    fi
     say "the S3 server did not start; its log:"; tail -20 "$state/moto.log" >&2 || true
     exit 1
 }
 
-stop() {
-    local pid
-    pid=$(cat "$state/moto.pid" 2>/dev/null || true)
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-        [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-}
-
 case "$cmd" in
     start) start "${3:-}" ;;
-    stop) stop ;;
+    stop) stop_pid "$state/moto.pid" ;;
     env)
         echo "AWS_ENDPOINT_URL=http://127.0.0.1:$(cat "$state/port")"
         echo "AWS_ACCESS_KEY_ID=heirloom-test"

@@ -12,6 +12,7 @@ set -euo pipefail
 
 cmd=${1:?usage: xrootd.sh start|stop|env STATE_DIR [PORT]}
 state=$(mkdir -p "${2:?usage: xrootd.sh start|stop|env STATE_DIR [PORT]}" && cd "$2" && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 say() { echo "xrootd.sh: $*" >&2; }
 
 start() {
@@ -32,31 +33,17 @@ CONF
     echo "$port" > "$state/port"
     xrootd -b -c "$state/xrootd.cfg" -l "$state/admin/xrootd.log" -R daemon -s "$state/admin/xrootd.pid" \
         >/dev/null 2>&1 || true    # the daemonising parent exits 1 even when the server starts
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            say "serving $state/data on root://127.0.0.1:$port/"
-            return 0
-        fi
-        sleep 0.1
-    done
+    if wait_for_port "$port"; then
+        say "serving $state/data on root://127.0.0.1:$port/"
+        return 0
+    fi
     say "xrootd did not start; its log:"; tail -20 "$state"/admin/xrootd.log* >&2 || true
     exit 1
 }
 
-stop() {
-    local pid
-    pid=$(cat "$state/admin/xrootd.pid" 2>/dev/null || true)
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-        [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-}
-
 case "$cmd" in
     start) start "${3:-}" ;;
-    stop) stop ;;
+    stop) stop_pid "$state/admin/xrootd.pid" ;;
     env) echo "HEIRLOOM_XROOTD_URL=root://127.0.0.1:$(cat "$state/port")/"; echo "HEIRLOOM_XROOTD_DATA=$state/data" ;;
     *) say "unknown command $cmd"; exit 2 ;;
 esac
