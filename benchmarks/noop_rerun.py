@@ -53,7 +53,7 @@ skim:
 COUNT_DAG = """
 import collections, json, sys
 import law
-from tasks.results import Plot
+from tasks.plots import Plot
 seen = {}
 def walk(task):
     if task.task_id not in seen:

@@ -8,7 +8,8 @@ from tasks.branches import Branches  # noqa: F401  (law run Branches: one family
 from tasks.inputs import Generate, Skim
 from tasks.likelihood import CLsScan, ExclusionPlot, PublishedLikelihood
 from tasks.reinterpret import Limit
-from tasks.results import ExternalHistograms, Fit, Histograms, Plot
+from tasks.plots import Plot
+from tasks.results import ExternalHistograms, Fit, Histograms
 from tasks.select import Histogram, Select
 
 __all__ = ["Generate", "Skim", "Select", "Histogram", "Histograms", "ExternalHistograms", "Fit", "Plot", "Limit",

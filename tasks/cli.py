@@ -95,7 +95,8 @@ def _reasons(record: dict, task) -> list[str]:
 
 def show(config: str) -> list[str]:
     """Where the final outputs of an analysis are, with the fit result."""
-    from tasks.results import Fit, Plot
+    from tasks.plots import Plot
+    from tasks.results import Fit
 
     from analysis.load import load_config
 
