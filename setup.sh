@@ -86,6 +86,9 @@ test_services() {
     # a real XRootD server and a real S3 server (moto's, in .venv-services) for the
     # remote-data and remote-store tests (tests/services/xrootd.sh, s3.sh)
     debian_packages "the remote-data tests" "xrootd-server" xrootd
+    # a real headless browser opens `heirloom report`'s page from disk (tests/test_report.py,
+    # through Selenium and Debian's chromedriver)
+    debian_packages "the report tests" "chromium chromium-driver" chromium chromedriver
     make_services_env
 }
 
@@ -122,8 +125,8 @@ case "$MODE" in
     demo)
         start=$SECONDS
         config=${HEIRLOOM_DEMO_CONFIG:-configs/agc_ttbar.yaml}
-        log "running the AGC ttbar analysis on generated data ($config): Generate -> Skim -> Select -> Histogram -> Fit -> Plot"
-        law run Plot --config "$config" "$@"
+        log "running the AGC ttbar analysis on generated data ($config): Generate -> Skim -> Select -> Histogram -> Fit -> Plot, Ranking, Significance"
+        law run All --config "$config" "$@"
         heirloom show --config "$config"
         log "demo finished in $((SECONDS - start)) s"
         ;;

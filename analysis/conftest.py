@@ -235,9 +235,10 @@ def doctest_tiny_ws() -> dict:
 
 @pytest.fixture(scope="session")
 def doctest_ranking(doctest_tiny_ws: dict) -> Ranking:
-    from analysis.stats.fitting import fit_workspace, rank
+    from analysis.stats.fitting import fit_workspace
+    from analysis.stats.ranking import rank
 
-    return rank(doctest_tiny_ws, fit_workspace(doctest_tiny_ws))
+    return rank(doctest_tiny_ws, fit_workspace(doctest_tiny_ws), progress=None)
 
 
 @pytest.fixture(scope="session")

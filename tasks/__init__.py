@@ -1,4 +1,5 @@
-"""Heirloom law tasks: Generate -> Skim -> Select -> Histogram -> Histograms -> Fit -> Plot (and
+"""Heirloom law tasks: Generate -> Skim -> Select -> Histogram -> Histograms -> Fit -> Plot, Fit ->
+Ranking and Significance, All (everything a config produces) (and
 -> Limit for a new signal, -> AGCHistograms for the AGC's own tools), and
 PublishedLikelihood -> CLsScan -> ExclusionPlot (a published likelihood)."""
 
@@ -11,7 +12,9 @@ from tasks.reinterpret import Limit
 from tasks.plots import Plot
 from tasks.results import ExternalHistograms, Fit, Histograms
 from tasks.select import Histogram, Select
+from tasks.statistics import All, Ranking, Significance
 
-__all__ = ["Generate", "Skim", "Select", "Histogram", "Histograms", "ExternalHistograms", "Fit", "Plot", "Limit",
+__all__ = ["Generate", "Skim", "Select", "Histogram", "Histograms", "ExternalHistograms", "Fit", "Ranking",
+           "Significance", "Plot", "Limit", "All",
            "AGCHistograms",
            "PublishedLikelihood", "CLsScan", "ExclusionPlot"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -24,16 +25,17 @@ import law
 import luigi
 
 from analysis.config import ConfigError
-from analysis.io.fileid import InputFileError, Manifest
+from analysis.io.fileid import Manifest
 from analysis.load import load_config
-from analysis.errors import HeirloomError, StoreError
+from analysis.errors import ExpressionError, HeirloomError, StoreError
 from analysis.store import integrity, locks
 from analysis.store import objects as store
 from analysis.store.code_cache import CodeCache
 from analysis.store.code_identity import graph_for
 from analysis.store.environment import environment
-from analysis.store.provenance import build_record, job_context, now
+from analysis.store.provenance import build_record, git_state_of, job_context, now
 from analysis.store.remote import remote_store
+from tasks import progress  # noqa: F401  (law run's progress lines, failure summary and log: tasks/progress.py)
 
 #: the layout of a key's components; bumped when it changes (``heirloom why`` says so)
 KEY_FORMAT = 2
@@ -90,37 +92,41 @@ def manifest() -> Manifest:
     return _MANIFESTS[root]
 
 
-def check_input_names(cfg) -> None:
-    """Check every expression against the branches of every dataset's input files, so a
-    misspelt branch stops ``law run`` at once with the config line (not in a traceback).
-    For a likelihood config: the archive and the members it names."""
-    if "likelihood" in cfg.data:                # a published likelihood: no event files
-        from analysis.likelihood.published import check_archive
+def check_input_names(cfg, strict: bool = True) -> None:
+    """Check the config against its input files before any task runs
+    (:func:`analysis.load.check_inputs`): a misspelt branch stops ``law run``, or a tool
+    that makes tasks, at once with the config line. ``strict`` (``law run``'s command
+    line) also a missing or unreadable file and an expression that fails on the files'
+    types (not in a batch job: the submitting run checked them); a tool that only computes
+    keys (``heirloom why``, ``gc``) meets an unreadable file where it reads it."""
+    from analysis.load import check_inputs
 
-        check_archive(cfg)
-        return
-    from analysis.config.model import check_names
-    from analysis.io.datasets import dataset_branches
-    from analysis.io.fileid import InputFileError
+    checks = store.store_root() / "manifests" / "checks.json" if strict and not job_context() else None
+    check_inputs(cfg, manifest(), checks, strict=strict)
 
-    for dataset, spec in cfg.datasets.items():
-        if spec["kind"] == "pseudodata" or not ("files" in spec or "generator" in spec):
-            continue
-        try:
-            check_names(cfg, dataset_branches(cfg, dataset, manifest()))
-        except InputFileError:
-            continue            # reported, naming the file, by the task that reads it
-    manifest().save()
+
+_CHECKED: dict = {}     # (config path, strict) -> the loaded config whose inputs were checked in this process
 
 
 class ConfigParameter(luigi.Parameter):
-    """Path of an analysis config; a bad config stops ``law run`` with a located message."""
+    """Path of an analysis config; a bad config or input stops ``law run`` with one located line.
+    luigi parses it for every task it makes (law's ``req``): the inputs are checked once
+    per process and config (a changed config file is a new config object)."""
 
     def parse(self, value):
+        from luigi.cmdline_parser import CmdlineParser
+
+        strict = CmdlineParser.get_instance() is not None          # parsing law run's command line
         try:
-            check_input_names(load_config(value))
-        except ConfigError as err:
-            print(f"heirloom: config error: {err}", file=sys.stderr)
+            cfg = load_config(value)
+            if _CHECKED.get((str(value), strict)) is not cfg:
+                check_input_names(cfg, strict)
+                _CHECKED[(str(value), strict)] = cfg
+        except HeirloomError as err:
+            if debugging():
+                raise
+            kind = "config error" if isinstance(err, ConfigError) else type(err).__name__
+            print(f"heirloom: {kind}: {err}", file=sys.stderr)
             raise SystemExit(2)
         return value
 
@@ -146,6 +152,8 @@ class execution(luigi.Config):  # noqa: N801  (luigi names config sections after
     jobs = luigi.IntParameter(default=0, description="--cluster slurm|htcondor: batch jobs, one Dask worker each")
     gpu_workers = luigi.IntParameter(default=0, description="--cluster local: of the --workers, this many "
                                      "advertise the Dask resource GPU=1 (device: cuda steps run there)")
+    debug = luigi.BoolParameter(default=False, description="print full tracebacks (also HEIRLOOM_DEBUG=1); "
+                                "without it a failure is one line and the tracebacks go to the run's log")
 
     def dask_options(self) -> dict:
         """The Dask options for provenance (only with ``--executor dask``)."""
@@ -155,27 +163,21 @@ class execution(luigi.Config):  # noqa: N801  (luigi names config sections after
                 "gpu_workers": self.gpu_workers or None}
 
 
+def used_files(cfg) -> list:
+    """The files a run of ``cfg`` reads besides data: its ``extends:`` chain, its plugins
+    and its correction files (provenance names those git does not hold as committed)."""
+    return [*cfg.files, *(plugin.source_path for plugin in cfg.plugins.values()), *cfg.correction_files().values()]
+
+
 def debugging() -> bool:
-    """Tracebacks wanted (``HEIRLOOM_DEBUG=1``): otherwise a Heirloom error is one line."""
-    return os.environ.get("HEIRLOOM_DEBUG", "") not in ("", "0")
-
-
-class _OneLineErrors(logging.Filter):
-    """Drop luigi's traceback of a Heirloom error (``on_failure`` and the failure handler
-    below say it in one line); other exceptions, bugs, keep theirs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        return not (isinstance(error, HeirloomError) and not debugging())
-
-
-logging.getLogger("luigi-interface").addFilter(_OneLineErrors())
-
-
-@law.Task.event_handler(luigi.Event.FAILURE)
-def _say_failure(task, exception):
-    if isinstance(exception, HeirloomError) and not debugging():
-        print(f"heirloom: {task.task_family} failed: {exception}", file=sys.stderr, flush=True)
+    """Tracebacks wanted (``--debug`` or ``HEIRLOOM_DEBUG=1``): otherwise a failure is one
+    line, and its traceback goes to the run's log (:mod:`tasks.progress`)."""
+    if os.environ.get("HEIRLOOM_DEBUG", "") not in ("", "0") or "--debug" in sys.argv:
+        return True
+    try:
+        return bool(execution().debug)
+    except Exception:               # before luigi parsed its command line
+        return False
 
 
 def current_workers() -> int:
@@ -325,10 +327,24 @@ class HeirloomTask(law.Task):
         return shared is not None and shared.complete(self.task_family, self.key())
 
     def on_failure(self, exception):
-        """One line for a Heirloom error (luigi's traceback only with ``HEIRLOOM_DEBUG=1``)."""
-        if isinstance(exception, HeirloomError) and not debugging():
-            return f"{self.task_family}[{self.label()}]: {exception}"
-        return super().on_failure(exception)
+        """The report sent to the main process (:mod:`tasks.progress`): the traceback (for
+        the run's log, and the terminal with ``--debug``), then one line that says what
+        went wrong (the terminal's): a Heirloom error's message, else the exception's type
+        and the first line of its message."""
+        return f"{super().on_failure(exception)}\n{self.failure_line(exception)}"
+
+    def failure_line(self, exception) -> str:
+        """What went wrong in one line: a Heirloom error's message (an expression's with the
+        config file, line and key that hold it), else the exception's type and the first
+        line of its message; awkward's pointers into its C++ source left out."""
+        lines = str(exception).strip().splitlines() or [""]
+        line = lines[0] if isinstance(exception, HeirloomError) else f"{type(exception).__name__}: {lines[0]}"
+        line = re.sub(r" \(in compiled code: [^)]*\)", "", line).rstrip(": ")
+        if isinstance(exception, ExpressionError) and exception.expression is not None:
+            paths = [path for path, e in self.cfg._compiled.items() if e.text == exception.expression]
+            if paths:
+                line = str(self.cfg.error(re.sub(r" in expression .*$", "", line), *paths[0]))
+        return line
 
     def run(self):
         target = self.store_entry()
@@ -396,7 +412,7 @@ class HeirloomTask(law.Task):
                        "executor": {"name": execution().executor, "workers": current_workers(),
                                     "scheduler": execution().scheduler or None, **execution().dask_options(),
                                     **extra.pop("executor", {})},
-                       "batch": job_context(), **extra})
+                       "batch": job_context(), "git": git_state_of(used_files(self.cfg)), **extra})
             (stage / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
         if shared is not None:
             shared.after_commit(target)
@@ -404,6 +420,6 @@ class HeirloomTask(law.Task):
         store.log_run(target.root, {"task": self.task_family, "label": self.label(), "key": self.key(),
                                     "analysis": self.cfg.name, "seconds": round(time.time() - t0, 3),
                                     "finished": now()})
-        self.publish_message(f"{self.task_family}[{self.label()}] done in {time.time() - t0:.1f} s "
-                             f"-> {target.path}")
+        logging.getLogger("heirloom.run").info(f"{self.task_family}[{self.label()}] done in {time.time() - t0:.1f} s "
+                                               f"-> {target.path}")        # the run's log only
 

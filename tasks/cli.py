@@ -2,7 +2,9 @@
 
     heirloom why Plot --config configs/demo.yaml
     heirloom show --config configs/demo.yaml
-    heirloom runs [--last N]
+    heirloom report --config configs/demo.yaml [--out DIR]   a static HTML report (docs/report.md)
+    heirloom runs [--last N] [--analysis NAME]
+    heirloom diff KEY KEY | heirloom diff TASK --config A --config B
     heirloom verify --all | --config C [--report-only]   rehash stored objects; --inputs: the raw input files
     heirloom gc --config C [--older-than DAYS] [--delete]   remove what no config reaches (dry run by default)
     heirloom trust FILE                        allow a plugin file to run (docs/security.md)
@@ -93,93 +95,6 @@ def _reasons(record: dict, task) -> list[str]:
     return reasons
 
 
-def show(config: str) -> list[str]:
-    """Where the final outputs of an analysis are, with the fit result."""
-    from tasks.plots import Plot
-    from tasks.results import Fit
-
-    from analysis.load import load_config
-
-    lines = []
-    cfg = load_config(config)
-    if "likelihood" in cfg.data:
-        return show_likelihood(config)
-    if cfg.data.get("limit"):
-        lines += show_limit(config)
-    if not cfg.data.get("model"):
-        return ["this config has no statistical model: see its histograms with "
-                f"`law run Histograms --config {config} --print-output 0`"]
-    fit, plot = Fit(config=config), Plot(config=config)
-    if _intact(_readable(fit)):
-        from analysis.stats.fitting import FitResult
-
-        path = _readable(fit).path / "fit_result.json"
-        result = FitResult.from_json(path.read_text())
-        lines.append(f"fit result : {path}")
-        lines.append(f"             {result.poi} = {result.bestfit:.4f} +- {result.uncertainty:.4f}")
-    if _intact(_readable(plot)):
-        path = _readable(plot).path
-        lines.append(f"plots      : {path}")
-        lines += [f"             {p.name}" for p in sorted(path.glob("*.png"))]
-        lines.append(f"cutflow    : {path / 'cutflow.md'}")
-        lines.append((path / "cutflow.md").read_text().rstrip())
-    if not cfg.data.get("external_histograms"):
-        from tasks.agc_layout import AGCHistograms
-
-        layout = _readable(AGCHistograms(config=config))
-        if _intact(layout):
-            lines.append(f"AGC layout : {layout.path / 'histograms.root'}")
-    return lines or ["no results yet: run `law run Plot --config " + config + "`"]
-
-
-def _readable(task):
-    """Where ``show`` reads a task's object: for a remote store, fetched into the local
-    cache when it is committed there."""
-    return task.read_entry() if task.complete() else task.store_entry()
-
-
-def _intact(entry) -> bool:
-    """Show an object only when it is intact (a damaged one is named, not read)."""
-    problems = integrity.damage(entry) if entry.path.exists() else ["absent"]
-    if problems and entry.path.exists():
-        raise StoreError(f"{entry.family} object {entry.key[:12]} is damaged ({'; '.join(problems)}): "
-                         f"`law run` recomputes it; `heirloom verify --all` checks the whole store")
-    return not problems
-
-
-def show_likelihood(config: str) -> list[str]:
-    """Where the CLs scan and the exclusion plot of a published likelihood are."""
-    from tasks.likelihood import CLsScan, ExclusionPlot
-
-    lines = []
-    scan, plot = _readable(CLsScan(config=config)), _readable(ExclusionPlot(config=config))
-    if _intact(scan):
-        summary = scan.provenance().get("scan", {})
-        lines.append(f"CLs scan   : {scan.path / 'cls.json'}")
-        if summary:
-            lines.append(f"             {summary['points']} points, {summary['excluded']} excluded (observed CLs < 0.05)")
-    if _intact(plot):
-        lines.append(f"exclusion  : {plot.path}")
-        lines += [f"             {p.name}" for p in sorted(plot.path.iterdir()) if p.name != "provenance.json"]
-    return lines or [f"no results yet: run `law run ExclusionPlot --config {config}`"]
-
-
-def show_limit(config: str) -> list[str]:
-    """Where the limit on a new signal is, with its values."""
-    from tasks.reinterpret import Limit
-
-    entry = _readable(Limit(config=config))
-    if not _intact(entry):
-        return [f"limit      : not computed yet (law run Limit --config {config})"]
-    limit = json.loads((entry.path / "limit.json").read_text())
-    lines = [f"limit      : {entry.path / 'limit.json'}"]
-    if limit:
-        expected = ", ".join(f"{x:.3f}" for x in limit["expected"])
-        lines.append(f"             {limit['poi']} < {limit['observed']:.3f} observed ({round(100 * limit['cl'])}% CL); "
-                     f"expected -2..+2 sigma: {expected}")
-    return lines
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heirloom", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -191,8 +106,18 @@ def _parser() -> argparse.ArgumentParser:
     why.add_argument("--chunk", type=int)
     shw = sub.add_parser("show", help="where the results of an analysis are")
     shw.add_argument("--config", required=True)
+    rep = sub.add_parser("report", help="a static HTML report of an analysis: plots, results, tables, the task "
+                         "graph, provenance (opens from disk)")
+    rep.add_argument("--config", required=True)
+    rep.add_argument("--out", help="folder for index.html and assets/ (default: <store>/reports/<analysis>/)")
     runs = sub.add_parser("runs", help="the tasks that ran, newest last")
     runs.add_argument("--last", type=int, default=20)
+    runs.add_argument("--analysis", help="only the runs of this analysis (its config's name)")
+    dif = sub.add_parser("diff", help="what differs between two results: two keys, or one task under two configs")
+    dif.add_argument("what", nargs="+", help="two key prefixes, or a task name with --config A --config B")
+    dif.add_argument("--config", action="append", default=[], help="a config (twice, with a task name)")
+    dif.add_argument("--dataset")
+    dif.add_argument("--chunk", type=int)
     ver = sub.add_parser("verify", help="rehash stored objects (--all or --config) or input files (--inputs)")
     ver.add_argument("--all", action="store_true", help="every object in the store")
     ver.add_argument("--config", help="the objects of this config's DAG (with --inputs: its input files)")
@@ -333,10 +258,26 @@ def _gc(args) -> None:
 
 
 def _runs(args) -> int:
-    for record in (store.read_runs()[-args.last:] if args.last > 0 else []):
-        print(f"{record['finished']}  {record['task']:<11} {record['label']:<28} "
+    records = [r for r in store.read_runs() if args.analysis in (None, r.get("analysis"))]
+    for record in (records[-args.last:] if args.last > 0 else []):
+        print(f"{record['finished']}  {record.get('analysis', '?'):<16} {record['task']:<12} {record['label']:<28} "
               f"{record['key'][:12]}  {record['seconds']:.1f} s")
     return 0
+
+
+def _diff(args) -> None:
+    from tasks.diff import diff_configs, diff_keys
+
+    if args.config:
+        if len(args.what) != 1:
+            raise HeirloomError("with --config, name one task: heirloom diff Fit --config A --config B")
+        params = {k: v for k, v in (("dataset", args.dataset), ("chunk", args.chunk)) if v is not None}
+        print("\n".join(diff_configs(args.what[0], args.config, params)))
+    elif len(args.what) == 2:
+        print("\n".join(diff_keys(*args.what)))
+    else:
+        raise HeirloomError("give two keys (heirloom diff KEY KEY) or a task and two configs "
+                            "(heirloom diff Fit --config A --config B)")
 
 
 def verify_inputs(config: str | None = None) -> tuple[list[str], int]:
@@ -402,7 +343,17 @@ def main(argv: list[str] | None = None) -> int:
             extra = {k: v for k, v in (("dataset", args.dataset), ("chunk", args.chunk)) if v is not None}
             print("\n".join(explain(_task(args.task, args.config, extra))))
         elif args.command == "show":
+            from tasks.show import show
+
             print("\n".join(show(args.config)))
+        elif args.command == "report":
+            from tasks.report import report, summary
+
+            index, data = report(args.config, args.out)
+            print(summary(data), file=sys.stderr)
+            print(index)
+        elif args.command == "diff":
+            _diff(args)
         elif args.command == "verify":
             _verify(args)
         elif args.command == "gc":

@@ -48,9 +48,14 @@ def final_tasks(config: str) -> list:
     cfg = load_config(config)
     if "likelihood" in cfg.data:
         return [tasks.ExclusionPlot(config=config)]
-    finals = [tasks.Histograms(config=config)]
+    external = bool(cfg.data.get("external_histograms"))
+    finals = [tasks.ExternalHistograms(config=config) if external else tasks.Histograms(config=config),
+              tasks.Plot(config=config)]
     if cfg.data.get("model"):
-        finals.append(tasks.Plot(config=config))
+        fit = cfg.section("fit", default={})
+        finals += [task(config=config) for task, switch in ((tasks.Ranking, "ranking"),
+                                                             (tasks.Significance, "significance"))
+                   if fit.get(switch, True)]
     if cfg.data.get("limit"):
         finals.append(tasks.Limit(config=config))
     if not cfg.data.get("external_histograms"):

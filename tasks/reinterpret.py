@@ -21,13 +21,14 @@ class Limit(HeirloomTask):
     the workspace with the signal: ``workspace.json``)."""
 
     def config_excerpt(self):
+        from analysis.plot.style import plot_style
         from analysis.stats.limits import limit_model, section
 
         limit = section(self.cfg)
         return {"model": limit_model(self.cfg), "limit": {k: v for k, v in limit.items() if k != "signal"},
                 "fit": {k: v for k, v in self.cfg.section("fit", default={}).items()
                         if k in ("strategy", "tolerance", "maxiter")},
-                "plots": self.cfg.section("plots", default={})}
+                "plots": plot_style(self.cfg), "signal": signal_label(self.cfg, limit["signal"])}
 
     def requires(self):
         return {"histograms": Histograms.req(self)}
@@ -47,7 +48,7 @@ class Limit(HeirloomTask):
         write_workspace(workspace, outdir)
         result = upper_limit(workspace, excerpt["limit"], excerpt["fit"])
         (outdir / "limit.json").write_text(result.to_json())
-        plot_limit(result, outdir, style=excerpt["plots"])
+        plot_limit(result, outdir, signal=excerpt["signal"], style=excerpt["plots"])
         cl = round(100 * result.cl)
         expected = ", ".join(f"{x:.3f}" for x in result.expected)
         print(f"Limit: {result.poi} < {result.observed:.3f} observed at {cl}% CL; expected {result.expected[2]:.3f} "
@@ -55,3 +56,8 @@ class Limit(HeirloomTask):
               f"{'excluded' if result.excludes(1.0) else 'not excluded'} ({result.seconds:.1f} s)", flush=True)
         return {"limit": {"poi": result.poi, "cl": result.cl, "observed": result.observed,
                           "expected": result.expected}, "seconds": {"limit": result.seconds}}
+
+
+def signal_label(cfg, signal: dict) -> str:
+    """The signal's name in plots: ``limit.signal.label``, else its datasets' labels."""
+    return signal.get("label") or " + ".join(cfg.datasets[name].get("label", name) for name in signal["datasets"])

@@ -73,18 +73,18 @@ def uses_external_histograms(cfg) -> bool:
 
 
 class Fit(HeirloomTask):
-    """Build the pyhf workspace with cabinetry, fit the parameter of interest, rank the
-    nuisance parameters by impact (``fit.ranking``) and compute the discovery
-    significance (``fit.significance``), all with the config's minimiser settings.
+    """Build the pyhf workspace with cabinetry and fit the parameter of interest with the
+    config's minimiser settings. The discovery significance and the impact ranking are
+    tasks of their own (tasks/statistics.py), so that a plot never waits for them.
 
-    Outputs: ``workspace.json``, ``fit_result.json``, ``ranking.json``, ``significance.json``
-    (the last two unless switched off), ``cabinetry/`` (templates.root, cabinetry config).
+    Outputs: ``workspace.json``, ``fit_result.json``, ``cabinetry/`` (templates.root,
+    cabinetry config).
     """
 
     def config_excerpt(self):
         from analysis.stats.modelspec import fit_model
 
-        return {"model": fit_model(self.cfg), "fit": self.cfg.section("fit", default={})}
+        return {"model": fit_model(self.cfg), "fit": fit_settings(self.cfg)}
 
     def requires(self):
         if uses_external_histograms(self.cfg):
@@ -104,3 +104,13 @@ class Fit(HeirloomTask):
                                     outdir / "cabinetry")
         write_workspace(workspace, outdir)
         return fit_products(workspace, excerpt["fit"], excerpt["model"]["poi"], outdir)
+
+
+#: keys of ``fit:`` that say which statistics tasks an analysis includes, not how to fit
+PRODUCT_SWITCHES = ("ranking", "significance")
+
+
+def fit_settings(cfg) -> dict:
+    """The ``fit:`` section without the switches of the statistics tasks (which enter no
+    fit's key: switching the ranking off must not refit)."""
+    return {k: v for k, v in cfg.section("fit", default={}).items() if k not in PRODUCT_SWITCHES}

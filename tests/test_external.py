@@ -251,22 +251,27 @@ def test_chain_on_external_histograms(tmp_path):
     config = tiny_config(tmp_path / "a")
     store = tmp_path / "store"
     law_run("Plot", config, store)
-    assert [r["task"] for r in runs(store)] == ["ExternalHistograms", "Fit", "Plot"]
+    assert [r["task"] for r in runs(store)] == ["ExternalHistograms", "Fit", "Plot"]     # no ranking needed
+    law_run("All", config, store)
+    assert sorted(r["task"] for r in runs(store)[3:]) == ["Ranking", "Significance"]
     fit = (store / "by-name" / "ext_tiny" / "Fit" / "all").resolve()
     result = json.loads((fit / "fit_result.json").read_text())
     assert result["poi"] == "mu" and abs(result["bestfit"] - 1.2) < 2 * result["uncertainty"]
-    ranking = json.loads((fit / "ranking.json").read_text())
+    ranked = (store / "by-name" / "ext_tiny" / "Ranking" / "all").resolve()
+    ranking = json.loads((ranked / "ranking.json").read_text())
     assert ranking["format"] == "heirloom.ranking" and "jes" in ranking["labels"] and "mu" not in ranking["labels"]
     impacts = [max(abs(u), abs(d)) for u, d in zip(ranking["postfit_up"], ranking["postfit_down"])]
     assert impacts == sorted(impacts, reverse=True)                 # most important first
     assert ranking["strategy"] == 1
-    significance = json.loads((fit / "significance.json").read_text())
+    assert (ranked / "ranking.png").exists()
+    significance = json.loads((store / "by-name" / "ext_tiny" / "Significance" / "all" / "significance.json").read_text())
     assert significance["strategy"] == 1 and significance["observed_p_value"] < 0.05
-    prov = json.loads((fit / "provenance.json").read_text())
-    assert set(prov["seconds"]) == {"fit", "ranking", "significance"}
+    assert significance["observed_log10_p_value"] < -1.3 and significance["method"] == "cabinetry"
+    assert set(json.loads((fit / "provenance.json").read_text())["seconds"]) == {"fit"}
+    assert set(json.loads((ranked / "provenance.json").read_text())["seconds"]) == {"ranking"}
     plot = (store / "by-name" / "ext_tiny" / "Plot" / "all").resolve()
     pngs = {p.name for p in plot.glob("*.png")}
-    assert {"SR_prefit.png", "SR_postfit.png", "pulls.png", "correlation_matrix.png", "ranking.png"} <= pngs
+    assert {"SR_prefit.png", "SR_postfit.png", "pulls.png", "correlation_matrix.png"} <= pngs
     assert not (plot / "cutflow.md").exists()                        # no event selection ran
     ext = (store / "by-name" / "ext_tiny" / "ExternalHistograms" / "all").resolve()
     prov = json.loads((ext / "provenance.json").read_text())
@@ -275,9 +280,9 @@ def test_chain_on_external_histograms(tmp_path):
 
     # no-op rerun; the same content elsewhere (another path, another name) is the same result
     before = len(runs(store))
-    law_run("Plot", config, store)
+    law_run("All", config, store)
     moved = tiny_config(tmp_path / "b", file="renamed.json")
-    law_run("Plot", moved, store)
+    law_run("All", moved, store)
     assert len(runs(store)) == before
     # other content: everything reruns
     changed = tiny_config(tmp_path / "c", histos=tiny_histograms(scale_jes=1.10))
@@ -288,12 +293,12 @@ def test_chain_on_external_histograms(tmp_path):
 def test_ranking_and_significance_can_be_switched_off(tmp_path):
     config = with_extra(tiny_config(tmp_path), "fit:\n  ranking: false\n  significance: false\n")
     store = tmp_path / "store"
-    law_run("Plot", config, store)
-    fit = (store / "by-name" / "ext_tiny" / "Fit" / "all").resolve()
-    assert (fit / "fit_result.json").exists()
-    assert not (fit / "ranking.json").exists() and not (fit / "significance.json").exists()
+    law_run("All", config, store)
+    assert [r["task"] for r in runs(store)] == ["ExternalHistograms", "Fit", "Plot"]
+    assert not (store / "by-name" / "ext_tiny" / "Ranking").exists()
+    assert not (store / "by-name" / "ext_tiny" / "Significance").exists()
     plot = (store / "by-name" / "ext_tiny" / "Plot" / "all").resolve()
-    assert not (plot / "ranking.png").exists() and (plot / "pulls.png").exists()
+    assert (plot / "pulls.png").exists()
 
 
 def test_missing_file_names_the_file(tmp_path):
@@ -325,7 +330,7 @@ def quick(config: Path, tmp_path: Path) -> Path:
 def test_agc_reference_5_files(tmp_path):
     """The full products of the 5-files config: fit, ranking, significance, plots."""
     store = tmp_path / "store"
-    law_run("Plot", ROOT / "configs" / "agc_reference_5files.yaml", store, timeout=900)
+    law_run("All", ROOT / "configs" / "agc_reference_5files.yaml", store, timeout=900)
     result = agc_fit(store, "5files")
     value, error = REFERENCE["5files"]
     assert result["bestfit"] == pytest.approx(value, abs=0.01)
@@ -334,8 +339,8 @@ def test_agc_reference_5_files(tmp_path):
     assert result["strategy"] == 2
     down, up = result["minos"]["ttbar_norm"]
     assert -0.10 < down < -0.07 and 0.08 < up < 0.11
-    fit = (store / "by-name" / "agc_reference_5files" / "Fit" / "all").resolve()
-    ranking = json.loads((fit / "ranking.json").read_text())
+    ranked = (store / "by-name" / "agc_reference_5files" / "Ranking" / "all").resolve()
+    ranking = json.loads((ranked / "ranking.json").read_text())
     assert set(ranking["labels"][:3]) == {"ttbar_ps", "ttbar_me", "ttbar_scale"}   # the ttbar modelling
     assert ranking["strategy"] == 2
     ext = (store / "by-name" / "agc_reference_5files" / "ExternalHistograms" / "all").resolve()
@@ -343,8 +348,8 @@ def test_agc_reference_5_files(tmp_path):
     assert summary["used"] == 124 and summary["unused"] == []
     assert summary["weights"]["ttbar"] == pytest.approx(729.84 * 3378 / 6_390_000, rel=0.01)  # xsec lumi / N
     plot = (store / "by-name" / "agc_reference_5files" / "Plot" / "all").resolve()
-    assert {"4j1b-CR_postfit.png", "4j2b-SR_postfit.png", "pulls.png", "correlation_matrix.png",
-            "ranking.png"} <= {p.name for p in plot.glob("*.png")}
+    assert {"4j1b-CR_postfit.png", "4j2b-SR_postfit.png", "pulls.png", "correlation_matrix.png"} \
+        <= {p.name for p in plot.glob("*.png")} and (ranked / "ranking.png").exists()
 
 
 @requires_shared("agc", "histos_1_file_per_process.json")

@@ -382,6 +382,8 @@ def _compile_all(cfg: AnalysisConfig) -> None:
         try:
             cfg._compiled[path] = expressions.compile_expression(node, plugins=plugins)
         except expressions.ExpressionError as err:
+            if err.reason == "operator precedence":          # the message quotes what it reads as
+                raise cfg.error(f"{node.strip()!r}: {err.message}", *path) from None
             raise cfg.error(f"bad expression: {err}", *path) from None
     for name, syst in cfg.systematics.items():
         if syst["type"] != "shape":
@@ -391,46 +393,6 @@ def _compile_all(cfg: AnalysisConfig) -> None:
                 if target.count(".") != 1 or not target.split(".")[0][:1].isupper():
                     raise cfg.error(f"shape override target '{target}' must be Collection.field",
                                     "systematics", name, side, target)
-
-
-#: properties coffea's vector behaviours add to collections (not branches)
-DERIVED_FIELDS = frozenset({"energy", "px", "py", "pz", "p", "p2", "rho", "rho2", "r", "r2", "t", "t2", "x", "y",
-                            "z", "theta", "mt", "mt2", "mass2", "tau", "pvec", "boostvec", "absolute"})
-
-
-def check_names(cfg: AnalysisConfig, branches: Iterable[str]) -> None:
-    """Every name and field an expression reads must exist in the input files (or be an
-    object defined before it); errors name the config key and line.
-
-    ``branches``: the branch names of the dataset's input files.
-    """
-    from analysis.names import raw_roots
-
-    branches = set(branches)
-    roots = raw_roots(branches)
-    objects = list(cfg.data.get("objects", {}))
-    source_of: dict = {}
-    for name, obj in cfg.data.get("objects", {}).items():
-        source_of[name] = source_of.get(obj["from"], obj["from"])
-    for path, compiled in cfg._compiled.items():
-        known = set(roots)
-        if path[0] != "skim":
-            known |= set(objects)
-        if path[0] not in ("skim", "models"):        # models' output columns (analysis.ml)
-            known |= {c for spec in cfg.data.get("models", {}).values() for c in spec["outputs"].values()}
-        if path[0] == "objects":
-            known = set(roots) | set(objects[:objects.index(path[1])])
-        unknown = sorted(compiled.names - known)
-        if unknown:
-            raise cfg.error(f"unknown name '{unknown[0]}' in expression {compiled.text!r}"
-                            " (not a branch of the input files nor an object defined before it)", *path)
-        for field in sorted(compiled.fields):
-            root, _, attr = field.partition(".")
-            collection = source_of.get(root, root)
-            if attr and f"n{collection}" in branches and f"{collection}_{attr}" not in branches \
-                    and attr not in DERIVED_FIELDS:
-                raise cfg.error(f"'{field}' in expression {compiled.text!r}: the input files have no "
-                                f"branch '{collection}_{attr}'", *path)
 
 
 _CACHE: dict = {}
@@ -494,3 +456,6 @@ def read_config(path: str | os.PathLike) -> AnalysisConfig:
     _check_structure(cfg)
     _CACHE[key] = (_stamps(cfg), cfg)
     return cfg
+
+
+from analysis.config.branches import DERIVED_FIELDS, check_names  # noqa: E402,F401  (their old home)

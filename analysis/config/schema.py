@@ -61,6 +61,7 @@ OBSERVABLE = _obj({
     "bins": {"type": "integer", "minimum": 1, "maximum": MAX_BINS},
     "range": {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2},
     "label": {"type": "string"},
+    "unit": {"type": "string", "description": "of the y label 'Events / <bin width> <unit>' (default: [unit] of label)"},
 }, required=("expr", "bins", "range"))
 
 REGION = _obj({
@@ -244,10 +245,14 @@ SCHEMA = _obj({
         "ranking": {"type": "boolean", "description": "nuisance-parameter impact ranking (4 fits per parameter)"},
         "significance": {"type": "boolean", "description": "discovery significance of the POI"},
     }),
-    "plots": _obj({
+    "plots": _obj({            # analysis.plot.style; checked further by analysis.plot.layout.check_config
         "title": {"type": "string"},
         "log_y": {"type": "boolean"},
-        "cms_label": {"type": "string"},
+        "experiment": {"type": "string", "description": "CMS, ATLAS, LHCb, ALICE (their mplhep labels) or any text"},
+        "label": {"type": "string", "description": "text after the experiment, e.g. 'Open Data', 'Preliminary'"},
+        "cms_label": {"type": "string", "description": "short for experiment: CMS, label: <this>"},
+        "energy": {"type": ["number", "string"], "description": "sqrt(s): TeV, or a text with its unit; '' omits it"},
+        "ratio_range": {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2},
         "formats": {"type": "array", "minItems": 1, "items": {"enum": ["png", "pdf", "svg"]}},
     }),
 }, required=("name",),     # and datasets + regions, or likelihood (model.check_kind)

@@ -25,6 +25,12 @@ BRANCHES = (
     "Muon_tightId", "Muon_charge",
     "nJet", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_btagCSVV2", "Jet_jetId",
 )
+_INTEGER = {"run": "uint32", "luminosityBlock": "uint32", "event": "uint64", "nElectron": "int32",
+            "nMuon": "int32", "nJet": "int32", "Electron_cutBased": "int32", "Electron_charge": "int32",
+            "Muon_charge": "int32", "Muon_tightId": "bool", "Jet_jetId": "int32"}
+#: the awkward type of each branch of a generated file (tests/test_everyday_errors.py reads one back)
+BRANCH_TYPES = {name: ("var * " if name.split("_")[0] in ("Electron", "Muon", "Jet") else "")
+                + _INTEGER.get(name, "float32") for name in BRANCHES}
 
 
 def rng(*entropy: int) -> np.random.Generator:

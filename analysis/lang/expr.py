@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from analysis.errors import ExpressionError
-from analysis.lang import sandbox
+from analysis.lang import precedence, sandbox
 
 def _ak():
     """awkward, imported on first use: compiling a config must stay fast (no-op reruns)."""
@@ -181,6 +181,7 @@ class _Compiler:
 
     def __init__(self, text, lead, known_names, plugins):
         self.text, self.lead, self.known, self.plugins = text, lead, known_names, plugins
+        self.source = text[lead:].replace("\r", " ").replace("\n", " ")     # what ast parsed
         self.aliases = {q.split(".")[0] for q in plugins if "." in q}
         self.names, self.fields, self.functions = set(), set(), set()
 
@@ -352,6 +353,9 @@ class _Compiler:
             if type(op) not in _CMPOPS:
                 raise self.error(node, f"comparison {_CMP_WORDS[type(op)]!r} is not allowed",
                                  "comparison")
+        slip = precedence.slip(node, self.source)        # a > 30 & b < 2: a > (30 & b) < 2
+        if slip is not None:
+            raise self.error(slip, precedence.message(node, slip, self.source), "operator precedence")
         ops = [_CMPOPS[type(op)] for op in node.ops]
         operands = [self.visit(node.left)] + [self.visit(c) for c in node.comparators]
 

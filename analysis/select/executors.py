@@ -37,24 +37,26 @@ def make_executor(name: str, workers: int = 1, scheduler: str | None = None,
                   resources: dict | None = None) -> Any:
     """A coffea executor by name. For ``dask``: on the cluster of ``cluster`` (default: a
     local one of ``workers``, or ``scheduler``); with ``resources`` every chunk asks for them.
+    None retries a failed chunk itself (coffea's default is three retries of any error):
+    :func:`analysis.select.processor.run_selection` retries only transient errors.
 
     >>> executor = make_executor("futures", workers=2)
-    >>> type(executor).__name__, executor.workers, executor.pool is forked_pool
-    ('FuturesExecutor', 2, True)
+    >>> type(executor).__name__, executor.workers, executor.pool is forked_pool, executor.retries
+    ('FuturesExecutor', 2, True, 0)
     """
     from coffea import processor
 
     if progress is None:
         progress = sys.stderr.isatty()
     if name == "iterative":
-        return processor.IterativeExecutor(status=progress)
+        return processor.IterativeExecutor(status=progress, retries=0)
     if name == "futures":
-        return processor.FuturesExecutor(workers=max(1, workers), pool=forked_pool, status=progress)
+        return processor.FuturesExecutor(workers=max(1, workers), pool=forked_pool, status=progress, retries=0)
     if name == "dask":
         client = dask_client(max(1, workers), scheduler, cluster)
         if resources is None:
-            return processor.DaskExecutor(client=client, status=progress)
+            return processor.DaskExecutor(client=client, status=progress, retries=0)
         from analysis.select.dask_routing import RoutedDaskExecutor
 
-        return RoutedDaskExecutor(client=client, status=progress, resources=resources or None)
+        return RoutedDaskExecutor(client=client, status=progress, resources=resources or None, retries=0)
     raise ValueError(f"unknown executor '{name}' (choose from {', '.join(EXECUTORS)})")

@@ -7,7 +7,7 @@ from typing import Any
 from coffea import processor
 from coffea.nanoevents import NanoAODSchema
 
-from analysis.errors import HeirloomError
+from analysis.errors import HeirloomError, InputFileError
 from analysis.select.selection import SelectionPlan, select_events
 from analysis.names import group_key
 
@@ -37,6 +37,45 @@ class SelectProcessor(processor.ProcessorABC):
         return accumulator
 
 
+#: attempts after the first of a chunk whose error is transient (see :func:`transient`)
+TRANSIENT_RETRIES = 2
+
+
+def _chain(err: BaseException | None) -> list:
+    seen: list = []
+    while err is not None and err not in seen:
+        seen.append(err)
+        err = err.__cause__ or err.__context__
+    return seen
+
+
+def transient(err: BaseException) -> bool:
+    """Whether retrying a chunk may help: an OSError (a file system or network hiccup)
+    with no Heirloom error in its chain. An error of the analysis (an expression, a
+    plugin, a type) or of a damaged input file is deterministic: a retry repeats it.
+
+    >>> transient(ConnectionResetError("peer")), transient(ValueError("x")), transient(InputFileError("a", "truncated"))
+    (True, False, False)
+    """
+    chain = _chain(err)
+    return any(isinstance(e, OSError) for e in chain) and not any(isinstance(e, HeirloomError) for e in chain)
+
+
+class _Runner(processor.Runner):
+    """coffea's Runner, retrying a chunk only when its error is :func:`transient`
+    (coffea retries every error, so a typo in a cut used to run four times)."""
+
+    @staticmethod
+    def automatic_retries(retries: int, skipbadfiles: Any, func: Any, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            try:
+                return processor.Runner.automatic_retries(0, skipbadfiles, func, *args, **kwargs)
+            except Exception as err:
+                if attempt == TRANSIENT_RETRIES or not transient(err):
+                    raise
+        return None
+
+
 def run_selection(files: list, plan: SelectionPlan, executor: Any, *, tree: str = "Events",
                   chunksize: int = 200_000) -> dict:
     """Run the selection over ``files`` with a coffea executor; returns the merged output.
@@ -48,7 +87,7 @@ def run_selection(files: list, plan: SelectionPlan, executor: Any, *, tree: str 
     >>> out["events"], len(out["chunks"]), out["cutflow_events"]["four_jets"]
     (1000, 2, 208)
     """
-    runner = processor.Runner(executor=executor, pre_executor=processor.IterativeExecutor(status=False),
+    runner = _Runner(executor=executor, pre_executor=processor.IterativeExecutor(status=False),
                               schema=NanoAODSchema, chunksize=chunksize)
     fileset = {"dataset": {"files": {str(path): tree for path in files}}}
     try:

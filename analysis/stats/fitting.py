@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator, Mapping
@@ -297,7 +298,9 @@ def _timeless(record: dict) -> dict:
 class Significance:
     """Discovery significance of the POI (test of POI = 0 with q0, asymptotic formulae).
 
-    Significances are None (JSON null) where the p-value underflows to 0 (infinite Z).
+    Where the p-value underflows to 0, the significance comes from the test statistic
+    (Z = sqrt(q0), ``method="q0"``) and the p-value is kept in log form
+    (``*_log10_p_value``): a number, never infinite (:mod:`analysis.stats.discovery`).
 
     >>> s = Significance("mu", 0.01, 2.33, 0.02, 2.05)
     >>> Significance.from_json(s.to_json()) == s
@@ -313,6 +316,9 @@ class Significance:
     tolerance: float | None = None
     maxiter: int | None = None
     seconds: float | None = field(default=None, compare=False)   # wall clock: provenance, not result
+    observed_log10_p_value: float | None = None   # log10 of the p-value, finite where it underflows
+    expected_log10_p_value: float | None = None
+    method: str = "cabinetry"                     # "q0": Z = sqrt(q0), where the p-value underflows
 
     def __post_init__(self) -> None:
         for name in ("observed_significance", "expected_significance"):
@@ -346,65 +352,6 @@ def minimiser_settings(fit_cfg: Mapping | None) -> dict:
     """
     fit_cfg = fit_cfg or {}
     return {key: fit_cfg.get(key) for key in ("strategy", "tolerance", "maxiter")}
-
-
-def rank(workspace: Mapping, fit_result: FitResult, fit_cfg: Mapping | None = None) -> Ranking:
-    """Impact ranking of every free parameter but the POI (``cabinetry.fit.ranking``).
-
-    Costs up to four fits per parameter (pre-/post-fit, up/down), each started from the
-    best fit of ``fit_result`` (same minimum, fewer iterations) with the minimiser
-    settings of ``fit_cfg``; raises :class:`FitError` if one of them fails.
-
-    >>> ranking = rank(tiny_ws, fit_workspace(tiny_ws), {"strategy": 2})   # 3 parameters: 12 fits
-    >>> ranking.labels, round(ranking.postfit_up[0], 3)
-    (('bkg_norm', 'lumi', 'jes'), -0.38)
-    """
-    import time
-
-    import cabinetry
-
-    fit_cfg = dict(fit_cfg or {})
-    model, data = _model_and_data(workspace, fit_cfg)
-    if list(fit_result.labels) != list(model.config.par_names):
-        raise ValueError("the fit result's parameters do not match the workspace's model")
-    settings = minimiser_settings(fit_cfg)
-    t0 = time.time()
-    with guarded_minimisation("a fit of the impact ranking"):
-        result = cabinetry.fit.ranking(model, data, fit_results=fit_result.to_cabinetry(),
-                                       init_pars=list(fit_result.values), **settings)
-    # most important first: decreasing maximum post-fit impact (the order of cabinetry's plot)
-    order = sorted(range(len(result.labels)),
-                   key=lambda i: -max(abs(result.postfit_up[i]), abs(result.postfit_down[i])))
-    pick = lambda values: tuple(values[i] for i in order)  # noqa: E731
-    return Ranking(poi=fit_result.poi, labels=pick(result.labels), bestfit=pick(result.bestfit),
-                   uncertainty=pick(result.uncertainty), prefit_up=pick(result.prefit_up),
-                   prefit_down=pick(result.prefit_down), postfit_up=pick(result.postfit_up),
-                   postfit_down=pick(result.postfit_down), seconds=round(time.time() - t0, 3),
-                   **_resolved(settings))
-
-
-def significance(workspace: Mapping, fit_cfg: Mapping | None = None) -> Significance:
-    """Observed and expected discovery significance of the POI (``cabinetry.fit.significance``),
-    with the minimiser settings of ``fit_cfg``.
-
-    >>> round(significance(tiny_ws, {"strategy": 2}).observed_significance, 2)
-    1.5
-    """
-    import time
-
-    import cabinetry
-
-    fit_cfg = dict(fit_cfg or {})
-    model, data = _model_and_data(workspace, fit_cfg)
-    settings = minimiser_settings(fit_cfg)
-    t0 = time.time()
-    with guarded_minimisation("a fit of the significance"):
-        result = cabinetry.fit.significance(model, data, **settings)
-    return Significance(poi=model.config.poi_name, observed_p_value=float(result.observed_p_value),
-                        observed_significance=float(result.observed_significance),
-                        expected_p_value=float(result.expected_p_value),
-                        expected_significance=float(result.expected_significance),
-                        seconds=round(time.time() - t0, 3), **_resolved(settings))
 
 
 def pulls(fit_result: FitResult) -> list[tuple[str, float, float]]:
@@ -448,12 +395,16 @@ def guarded_minimisation(what: str) -> Iterator[None]:
     from analysis.stats.minuit_output import summarised
 
     backend = pyhf.get_backend()
+    quiet = logging.getLogger("pyhf.optimize.mixins")      # it logs the whole failed result, traceback included
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
         with summarised(what):
             yield
     except pyhf.exceptions.FailedMinimization as err:
         raise FitError(f"MINUIT found no valid minimum in {what}: {getattr(err.result, 'message', err)}") from err
     finally:
+        quiet.setLevel(level)
         pyhf.set_backend(*backend)
 
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from analysis.errors import StoreError
 
@@ -73,6 +73,45 @@ def git_state(repo: str = ".") -> dict:
         return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
+
+
+def git_state_of(used: Iterable[str | os.PathLike], repo: str = ".") -> dict:
+    """:func:`git_state`, plus the files a run used (its config chain, plugins, correction
+    files) that git does not hold as committed: modified, untracked, or outside the
+    checkout (``uncommitted``). ``dirty`` is true when the checkout or any of them is.
+
+    >>> state = git_state_of(["configs/demo.yaml", "/tmp/my_fork.yaml"])
+    >>> state["uncommitted"][-1], state["dirty"]
+    ('/tmp/my_fork.yaml', True)
+    """
+    state = dict(git_state(repo))
+    changed = _uncommitted(tuple(sorted({str(Path(p).resolve()) for p in used})), str(Path(repo).resolve()))
+    state["uncommitted"] = list(changed)
+    state["dirty"] = bool(state["dirty"]) or bool(changed)
+    return state
+
+
+@functools.lru_cache(maxsize=32)
+def _uncommitted(paths: tuple, repo: str) -> tuple:
+    """Those of ``paths`` outside the checkout of ``repo``, or in it but not committed."""
+    try:
+        top = subprocess.run(["git", "-C", repo, "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return paths
+    if top.returncode != 0:
+        return paths
+    root = top.stdout.strip()
+    inside = [p for p in paths if p.startswith(root + os.sep)]
+    named: set[str] = set()
+    if inside:
+        try:
+            status = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=all", "--",
+                                     *inside], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return paths
+        named = {os.path.join(root, line[3:].strip()) for line in status.stdout.splitlines()}
+    return tuple(os.path.relpath(p, root) if p in inside else p for p in paths if p in named or p not in inside)
 
 
 def file_checksums(folder: Path) -> dict:
