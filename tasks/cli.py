@@ -31,13 +31,19 @@ def _task(name: str, config: str, extra: dict):
     import tasks
 
     if name not in tasks.__all__:
-        raise SystemExit(f"heirloom: unknown task '{name}' ({', '.join(tasks.__all__)})")
+        import difflib
+
+        close = difflib.get_close_matches(name, tasks.__all__, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise SystemExit(f"heirloom: unknown task '{name}'{hint} (the tasks: {', '.join(tasks.__all__)})")
     return getattr(tasks, name)(config=config, **extra)
 
 
 def explain(task, seen: set | None = None, depth: int = 0) -> list[str]:
     """Lines saying, for ``task`` and what it needs, whether it would run and why."""
     seen = set() if seen is None else seen
+    if not hasattr(task, "store_entry"):               # All: a wrapper, no object of its own
+        return [line for child in task.requires() for line in explain(child, seen, depth)]
     ident = (task.task_family, task.label())
     if ident in seen:
         return []
