@@ -142,17 +142,20 @@ class execution(luigi.Config):  # noqa: N801  (luigi names config sections after
     """
 
     use_cmdline_section = False
-    executor = luigi.ChoiceParameter(choices=("iterative", "futures", "dask"), default="iterative",
+    #: shown in every task's --help (luigi lists other global options only with --help-all)
+    shown = {"always_in_help": True}
+    executor = luigi.ChoiceParameter(choices=("iterative", "futures", "dask"), default="iterative", **shown,
                                      description="where the event loop runs: iterative, futures or dask")
-    scheduler = luigi.Parameter(default="", description="Dask scheduler address (tcp://host:port); "
+    scheduler = luigi.Parameter(default="", **shown, description="Dask scheduler address (tcp://host:port); "
                                 "a local cluster when empty")
-    cluster = luigi.ChoiceParameter(choices=("local", "slurm", "htcondor"), default="local",
+    cluster = luigi.ChoiceParameter(choices=("local", "slurm", "htcondor"), default="local", **shown,
                                     description="with --executor dask and no --scheduler: a local cluster, or "
                                     "Dask workers in slurm or htcondor batch jobs (dask-jobqueue)")
-    jobs = luigi.IntParameter(default=0, description="--cluster slurm|htcondor: batch jobs, one Dask worker each")
-    gpu_workers = luigi.IntParameter(default=0, description="--cluster local: of the --workers, this many "
+    jobs = luigi.IntParameter(default=0, **shown,
+                              description="--cluster slurm|htcondor: batch jobs, one Dask worker each")
+    gpu_workers = luigi.IntParameter(default=0, **shown, description="--cluster local: of the --workers, this many "
                                      "advertise the Dask resource GPU=1 (device: cuda steps run there)")
-    debug = luigi.BoolParameter(default=False, description="print full tracebacks (also HEIRLOOM_DEBUG=1); "
+    debug = luigi.BoolParameter(default=False, **shown, description="print full tracebacks (also HEIRLOOM_DEBUG=1); "
                                 "without it a failure is one line and the tracebacks go to the run's log")
 
     def dask_options(self) -> dict:

@@ -66,3 +66,14 @@ def test_runs_show_and_filter_the_analysis(tmp_path):
     assert any(" other " in line and "Generate" in line for line in everything)
     only = heirloom(store, "runs", "--analysis", "other").stdout.splitlines()
     assert only and all(" other " in line for line in only) and len(only) < len(everything)
+
+
+def test_task_help_lists_the_executor_options_and_names_are_suggested(tmp_path):
+    """``law run Select --help`` shows where the event loop runs; a mistyped task name in
+    ``heirloom`` gets the closest one."""
+    helped = subprocess.run([str(VENV_BIN / "law"), "run", "Select", "--help"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120).stdout
+    for option in ("--executor", "--scheduler", "--cluster", "--jobs", "--gpu-workers", "--workers", "--debug"):
+        assert f"  {option} " in helped, option
+    wrong = heirloom(tmp_path / "store", "why", "Plto", "--config", str(ROOT / "configs" / "demo.yaml"), check=False)
+    assert wrong.returncode != 0 and "did you mean Plot?" in wrong.stderr
