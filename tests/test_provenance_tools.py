@@ -73,7 +73,7 @@ def test_task_help_lists_the_executor_options_and_names_are_suggested(tmp_path):
     ``heirloom`` gets the closest one."""
     helped = subprocess.run([str(VENV_BIN / "law"), "run", "Select", "--help"], cwd=ROOT, capture_output=True,
                             text=True, timeout=120).stdout
-    for option in ("--executor", "--scheduler", "--cluster", "--jobs", "--gpu-workers", "--workers", "--debug"):
+    for option in ("--executor", "--scheduler", "--cluster", "--jobs", "--gpu-workers", "--debug"):
         assert f"  {option} " in helped, option
     wrong = heirloom(tmp_path / "store", "why", "Plto", "--config", str(ROOT / "configs" / "demo.yaml"), check=False)
     assert wrong.returncode != 0 and "did you mean Plot?" in wrong.stderr
