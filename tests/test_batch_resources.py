@@ -94,7 +94,7 @@ def test_task_families_are_the_tasks():
     """TASK_FAMILIES (the library cannot import tasks/) names every task a user runs."""
     import tasks
 
-    families = {getattr(tasks, name).get_task_family() for name in tasks.__all__}
+    families = {getattr(tasks, name).get_task_family() for name in tasks.__all__ if name != "All"}   # All: a wrapper
     assert families <= set(TASK_FAMILIES), families - set(TASK_FAMILIES)
 
 
