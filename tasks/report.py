@@ -23,7 +23,6 @@ itself is written by :mod:`analysis.report` from plain data.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from analysis.errors import HeirloomError, StoreError
@@ -117,7 +116,7 @@ def _checked(base: dict, found: store.Entry, components: dict) -> TaskEntry:
     sizes = record.get("output_sizes") or {}
     names = tuple(name for name in sorted(record.get("outputs") or {}) if shown(name, sizes.get(name)))
     problems = [f"{name}: content differs from its recorded sha256" for name in names
-                if _sha256(integrity.check_name(found.path, name)) != str(record["outputs"][name]).removeprefix(
+                if integrity.file_sha256(integrity.check_name(found.path, name)) != str(record["outputs"][name]).removeprefix(
                     "sha256:")]
     if problems:
         return TaskEntry(**base, status=DAMAGED, key=found.key, problem="; ".join(problems), provenance=record,
@@ -150,17 +149,6 @@ def _record(found: store.Entry) -> dict | None:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
-
-
-def _sha256(path: Path) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def report(config: str, out: str | None = None) -> tuple[Path, Report]:

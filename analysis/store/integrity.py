@@ -120,7 +120,7 @@ def damage(entry: Entry, *, recheck: bool = False) -> list[str]:
     if not recheck and _INTACT.get(str(entry.path)) == stamp:
         return []
     problems = [f"{name}: content differs from its recorded sha256" for name, path, digest, _ in listed
-                if _sha256(path) != digest]
+                if file_sha256(path) != digest]
     if problems:
         _INTACT.pop(str(entry.path), None)
     else:
@@ -141,7 +141,8 @@ def quarantine(entry: Entry, problems: list[str]) -> Path:
     return target
 
 
-def _sha256(path: Path) -> str | None:
+def file_sha256(path: Path) -> str | None:
+    """sha256 (hex) of a file, None when it cannot be read."""
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as stream:
