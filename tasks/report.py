@@ -55,7 +55,14 @@ def dag_tasks(config: str) -> list:
     from tasks.branches import tree
     from tasks.maintenance import final_tasks
 
-    return tree(final_tasks(config))
+    ordered, seen = [], set()
+    for top in final_tasks(config):
+        for task in tree(top):
+            ident = (task.task_family, task.label())
+            if ident not in seen:
+                seen.add(ident)
+                ordered.append(task)
+    return ordered
 
 
 def family_order(tasks: list) -> tuple[str, ...]:
