@@ -37,7 +37,6 @@ make_venv() {
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "uv==$UV_VERSION"
     "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -r requirements.lock
     "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --no-deps -e .
-    (cd "$ROOT" && "$VENV/bin/law" index -q >/dev/null)
     echo "$want" > "$STAMP"
     log "environment ready in $((SECONDS - start)) s; activate it with: source $VENV/bin/activate"
 }
@@ -106,16 +105,25 @@ make_services_env() {
     echo "$want" > "$env/.heirloom-stamp"
 }
 
+install_startup_hook() {
+    # `law run` and `heirloom` from any folder of the checkout: a one-line .pth makes both
+    # commands find law.cfg, the task index and the store here first (tasks/checkout.py)
+    local site; site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    local line='import tasks.checkout; tasks.checkout.at_startup()'
+    [ "$(cat "$site/heirloom_law.pth" 2>/dev/null)" = "$line" ] || echo "$line" > "$site/heirloom_law.pth"
+}
+
 index_tasks() {
     # the law index lists the tasks for `law run`; refresh it when task modules change
-    local sig; sig=$(find tasks -name '*.py' | sort | xargs cat | sha256sum | cut -d' ' -f1)
+    local sig; sig=$(find tasks -name '*.py' | sort | xargs cat law.cfg | sha256sum | cut -d' ' -f1)
     if [ ! -f .law/index ] || [ "$(cat .law/index.sig 2>/dev/null)" != "$sig" ]; then
-        "$VENV/bin/law" index -q >/dev/null
+        LAW_CONFIG_FILE="$ROOT/law.cfg" LAW_INDEX_FILE="$ROOT/.law/index" "$VENV/bin/law" index -q >/dev/null
         echo "$sig" > .law/index.sig
     fi
 }
 
 make_venv
+install_startup_hook
 index_tasks
 export PATH="$ROOT/$VENV/bin:$PATH"
 

@@ -1,20 +1,35 @@
 """Heirloom law tasks: Generate -> Skim -> Select -> Histogram -> Histograms -> Fit -> Plot, Fit ->
 Ranking and Significance, All (everything a config produces) (and
 -> Limit for a new signal, -> AGCHistograms for the AGC's own tools), and
-PublishedLikelihood -> CLsScan -> ExclusionPlot (a published likelihood)."""
+PublishedLikelihood -> CLsScan -> ExclusionPlot (a published likelihood).
 
-from tasks.agc_layout import AGCHistograms
-from tasks.batch.workflow import BatchBranches  # noqa: F401  (--workflow slurm|htcondor: a family as batch jobs)
-from tasks.branches import Branches  # noqa: F401  (law run Branches: one family's tasks together)
-from tasks.inputs import Generate, Skim
-from tasks.likelihood import CLsScan, ExclusionPlot, PublishedLikelihood
-from tasks.reinterpret import Limit
-from tasks.plots import Plot
-from tasks.results import ExternalHistograms, Fit, Histograms
-from tasks.select import Histogram, Select
-from tasks.statistics import All, Ranking, Significance
+The task classes are imported on first use (``tasks.Plot``), so that a command which needs
+none of them (``heirloom show``, the start-up hook in :mod:`tasks.checkout`) does not pay
+for law, coffea and dask. law finds them through the modules that ``law.cfg`` lists.
+"""
+
+from importlib import import_module
+
+MODULES = {"Generate": "inputs", "Skim": "inputs", "Select": "select", "Histogram": "select",
+           "Histograms": "results", "ExternalHistograms": "results", "Fit": "results",
+           "Ranking": "statistics", "Significance": "statistics", "All": "statistics",
+           "Plot": "plots", "Limit": "reinterpret", "AGCHistograms": "agc_layout",
+           "PublishedLikelihood": "likelihood", "CLsScan": "likelihood", "ExclusionPlot": "likelihood",
+           "Branches": "branches", "BatchBranches": "batch.workflow"}
 
 __all__ = ["Generate", "Skim", "Select", "Histogram", "Histograms", "ExternalHistograms", "Fit", "Ranking",
            "Significance", "Plot", "Limit", "All",
            "AGCHistograms",
            "PublishedLikelihood", "CLsScan", "ExclusionPlot"]
+
+
+def __getattr__(name: str):
+    if name not in MODULES:
+        raise AttributeError(f"module 'tasks' has no attribute {name!r}")
+    return getattr(import_module(f"tasks.{MODULES[name]}"), name)
+
+
+def load_all() -> None:
+    """Import every task module (luigi then knows every task family by name)."""
+    for module in sorted(set(MODULES.values())):
+        import_module(f"tasks.{module}")

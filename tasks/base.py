@@ -247,8 +247,9 @@ class HeirloomTask(law.Task):
         one batch workflow per task family below this task."""
         if self.workflow == "local":
             return super().deps()
-        batch = luigi.task_register.Register.get_task_cls("BatchBranches")
-        return batch.for_top(self)
+        from tasks.batch.workflow import BatchBranches
+
+        return BatchBranches.for_top(self)
 
     @property
     def cfg(self):

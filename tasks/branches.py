@@ -15,9 +15,24 @@ import law
 import luigi
 
 
+def tops(of: str, config: str) -> list:
+    """The task(s) that ``--of`` names: one task, or the tasks ``All`` wraps.
+
+    >>> [t.task_family for t in tops("All", "configs/demo.yaml")]      # doctest: +SKIP
+    ['Histograms', 'Plot', 'Ranking', 'Significance']
+    """
+    import tasks
+
+    if of not in tasks.__all__:
+        raise ValueError(f"--of {of!r} is not a Heirloom task (one of {', '.join(tasks.__all__)})")
+    top = getattr(tasks, of)(config=config)
+    return list(top.requires()) if isinstance(top, law.WrapperTask) else [top]
+
+
 def tree(top) -> list:
-    """Every task under ``top`` (itself included), dependencies before dependents, each
-    once, in a deterministic order (depth first, inputs in the order ``requires`` gives them).
+    """Every task under ``top`` (a task or a list of them; themselves included), dependencies
+    before dependents, each once, in a deterministic order (depth first, inputs in the
+    order ``requires`` gives them).
 
     >>> from tasks import Plot                                        # doctest: +SKIP
     >>> [t.task_family for t in tree(Plot(config="configs/demo.yaml"))][:2]  # doctest: +SKIP
@@ -35,7 +50,8 @@ def tree(top) -> list:
             visit(child)
         order.append(task)
 
-    visit(top)
+    for root in top if isinstance(top, (list, tuple)) else [top]:
+        visit(root)
     return order
 
 
@@ -53,15 +69,10 @@ class Branches(law.WrapperTask):
 
     config = luigi.Parameter(description="the analysis config (YAML)")
     family = luigi.Parameter(description="the task family to run, e.g. Skim")
-    of = luigi.Parameter(default="Plot", description="the top task whose dependency tree is walked")
+    of = luigi.Parameter(default="All", description="the top task whose dependency tree is walked")
 
     def requires(self):
-        import tasks
-
-        top = getattr(tasks, self.of, None)
-        if top is None or self.of not in tasks.__all__:
-            raise ValueError(f"--of {self.of!r} is not a Heirloom task (one of {', '.join(tasks.__all__)})")
-        branches = family_tasks(top(config=self.config), self.family)
+        branches = family_tasks(tops(self.of, self.config), self.family)
         if not branches:
             raise ValueError(f"no {self.family} task under {self.of} for {self.config}")
         return branches

@@ -8,7 +8,7 @@
     heirloom verify --all | --config C [--report-only]   rehash stored objects; --inputs: the raw input files
     heirloom gc --config C [--older-than DAYS] [--delete]   remove what no config reaches (dry run by default)
     heirloom trust FILE                        allow a plugin file to run (docs/security.md)
-    heirloom export yadage|snakemake|reana|all --config configs/agc_ttbar.yaml [--task Plot] [--image NAME:TAG]
+    heirloom export yadage|snakemake|reana|all --config configs/agc_ttbar.yaml [--task All] [--image NAME:TAG]
     heirloom export recast --config configs/reinterpret_example.yaml --new-signal configs/reinterpret_zprime_1000.yaml
     heirloom export check [--reana reana.yaml] [FOLDER ...]   a bundle's inputs inside, present, hashed; image pinned
     heirloom step Skim --of Plot --config analysis.yaml --store /abs/store [--upstream STORE ...]   (used by exports)
@@ -142,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("folders", nargs="*", metavar="FOLDER", help="check: the bundle folders to check")
     exp.add_argument("--config", help="the config to export (all kinds but check)")
     exp.add_argument("--reana", metavar="FILE", help="check: a reana.yaml whose workspace to check")
-    exp.add_argument("--task", default="Plot", help="the final task (default: Plot)")
+    exp.add_argument("--task", default="All", help="the final task (default: All, everything the config produces)")
     exp.add_argument("--out", help="folder (yadage, snakemake) or file (reana); default: "
                      "workflows/<kind>/<analysis>/, reana.yaml")
     exp.add_argument("--image", help="analysis image NAME:TAG (default: $HEIRLOOM_IMAGE or heirloom/analysis:<version>)")
@@ -177,7 +177,7 @@ def _export(args) -> int:
         print(f"heirloom export {args.kind}: needs --config, and takes no FOLDER nor --reana (those are for "
               "`heirloom export check`)", file=sys.stderr)
         return 2
-    task = "Limit" if args.kind == "recast" and args.task == "Plot" else args.task
+    task = "Limit" if args.kind == "recast" and args.task == "All" else args.task
     for path in export(args.kind, args.config, task, args.out, args.image, args.new_signal):
         print(path)
     return 0

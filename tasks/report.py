@@ -55,14 +55,7 @@ def dag_tasks(config: str) -> list:
     from tasks.branches import tree
     from tasks.maintenance import final_tasks
 
-    ordered, seen = [], set()
-    for top in final_tasks(config):
-        for task in tree(top):
-            ident = (task.task_family, task.label())
-            if ident not in seen:
-                seen.add(ident)
-                ordered.append(task)
-    return ordered
+    return tree(final_tasks(config))
 
 
 def family_order(tasks: list) -> tuple[str, ...]:

@@ -35,13 +35,9 @@ _TASKS_CACHE: dict = {}
 def _family_tasks(config: str, family: str, of: str) -> list:
     """The tasks of ``family`` under the top task ``of`` (cached per process: a job's
     branch instances all walk the same tree)."""
-    import tasks
-
-    if of not in tasks.__all__:
-        raise ValueError(f"--of {of!r} is not a Heirloom task (one of {', '.join(tasks.__all__)})")
     key = (config, family, of)
     if key not in _TASKS_CACHE:
-        _TASKS_CACHE[key] = family_tasks(getattr(tasks, of)(config=config), family)
+        _TASKS_CACHE[key] = family_tasks(tops(of, config), family)
     return _TASKS_CACHE[key]
 
 

@@ -8,7 +8,7 @@ exported workflow and ``law run`` compute the same content addresses.
 """
 
 
-def export(kind: str, config: str, task: str = "Plot", out: str | None = None, image: str | None = None,
+def export(kind: str, config: str, task: str = "All", out: str | None = None, image: str | None = None,
            new_signal: str | None = None) -> list:
     """Write the files of ``kind`` (yadage, snakemake, reana, recast or all) for ``config``
     into ``out`` or ``workflows/<kind>/<analysis>/`` (reana: ``reana.yaml``); return

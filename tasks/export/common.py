@@ -27,17 +27,18 @@ class Export:
 
 def prepare(config: str, task: str, outdir: str | Path, image: str | None = None) -> Export:
     """Walk ``task``'s dependency tree for ``config`` and bundle the config into ``outdir``."""
-    import tasks as task_module
     from analysis.load import load_config
+    from tasks.branches import tops
 
-    cls = getattr(task_module, task, None)
-    if cls is None or not hasattr(cls, "task_family"):
-        raise SystemExit(f"heirloom export: unknown task '{task}' (one of {', '.join(task_module.__all__)})")
+    try:
+        roots = tops(task, config)
+    except ValueError as err:
+        raise SystemExit(f"heirloom export: {err}") from None
     cfg = load_config(config)
     outdir = Path(outdir)
     config_file = write_bundle(cfg, outdir, source=shown_path(config))
     return Export(config=config, task=task, outdir=outdir, image=default_image(image),
-                  stages=stages(walk(cls(config=config))), config_file=config_file, analysis=cfg.name)
+                  stages=stages(walk(roots)), config_file=config_file, analysis=cfg.name)
 
 
 def rebundled(exp: Export, outdir: str | Path) -> Export:

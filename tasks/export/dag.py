@@ -44,8 +44,8 @@ class Stage:
 
 
 def walk(task) -> list[Node]:
-    """Every task under ``task`` (itself included) as a Node, in the order of
-    :func:`tasks.branches.tree` (dependencies before dependents, deterministic)."""
+    """Every task under ``task`` (a task or a list of them; themselves included) as a Node,
+    in the order of :func:`tasks.branches.tree` (dependencies before dependents, deterministic)."""
     return [Node(t.task_family, t.label(), tuple(t.key_params().items()),
                  tuple((c.task_family, c.label()) for c in t.input_tasks().values())) for t in tree(task)]
 
@@ -67,3 +67,14 @@ def stages(nodes: list[Node]) -> list[Stage]:
             raise ValueError(f"task families depend on each other in a circle: {sorted(set(first) - placed)}")
         out.append(Stage(ready[0], tuple(families[ready[0]]), tuple(needs[ready[0]])))
     return out
+
+
+def final_stages(stages_: list[Stage]) -> list[Stage]:
+    """The stages no other stage needs (the results of a workflow), in stage order.
+
+    >>> fit, plot = Stage("Fit", (), ()), Stage("Plot", (), ("Fit",))
+    >>> [s.family for s in final_stages([fit, plot, Stage("Ranking", (), ("Fit",))])]
+    ['Plot', 'Ranking']
+    """
+    needed = {family for stage in stages_ for family in stage.after}
+    return [stage for stage in stages_ if stage.family not in needed]

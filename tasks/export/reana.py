@@ -2,8 +2,8 @@
 
 It names the exported yadage folder as the input directory, the workflow file whose steps
 run in the analysis image, the same parameters as ``inputs.yml`` (with the config's path
-inside the workspace), and as outputs the last step's publish file and its ``results/``
-folder (the final task's files and provenance, copied as plain files: no links). Check it with ``reana-client validate``; submit
+inside the workspace), and as outputs the final steps' publish files and their ``results/``
+folders (the final tasks' files and provenance, copied as plain files: no links). Check it with ``reana-client validate``; submit
 with ``reana-client run -w <name>``.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tasks.export import yadage
 from tasks.export.common import Export, header, write_yaml
+from tasks.export.dag import final_stages
 
 REANA_VERSION = "0.9.0"
 
@@ -23,12 +24,13 @@ def reana_spec(exp: Export, location: Path) -> dict:
     folder = Path(os.path.relpath(exp.outdir.resolve(), location.resolve().parent)).as_posix()
     parameters = yadage.inputs(exp)
     parameters["config"] = f"{folder}/{parameters['config']}"
-    last = exp.stages[-1].family          # the last step's folder: its publish file and results/
+    finals = [stage.family for stage in final_stages(exp.stages)]   # their folders: publish file, results/
     return {
         "version": REANA_VERSION,
         "inputs": {"directories": [folder], "parameters": parameters},
         "workflow": {"type": "yadage", "file": f"{folder}/workflow.yml"},
-        "outputs": {"files": [f"{last}/{yadage.PUBLISH}"], "directories": [f"{last}/{yadage.RESULTS}"]},
+        "outputs": {"files": [f"{family}/{yadage.PUBLISH}" for family in finals],
+                    "directories": [f"{family}/{yadage.RESULTS}" for family in finals]},
     }
 
 

@@ -18,6 +18,7 @@ Each job runs ``heirloom step`` and writes a marker ``heirloom-done/<Task>/<labe
 from __future__ import annotations
 
 from tasks.export.common import Export, header, step_command, write_yaml
+from tasks.export.dag import final_stages
 
 MARKERS = "heirloom-done"
 
@@ -77,9 +78,9 @@ def parameters(exp: Export) -> dict:
         tasks[stage.family] = {node.label: {"args": node.cli_args(),
                                             "requires": [f"{f}/{label}" for f, label in node.requires]}
                                for node in stage.nodes}
-    top = exp.stages[-1]
     return {"config": exp.config_file, "store": "store", "image": exp.image,
-            "targets": [f"{top.family}/{node.label}" for node in top.nodes], "tasks": tasks}
+            "targets": [f"{top.family}/{node.label}" for top in final_stages(exp.stages) for node in top.nodes],
+            "tasks": tasks}
 
 
 def export(exp: Export) -> list:

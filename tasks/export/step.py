@@ -87,7 +87,8 @@ def run_step(task: str, config: str, store: str, args: list[str], publish: str |
     if vouched.is_file():
         os.environ["HEIRLOOM_TRUSTED_PLUGINS"] = os.pathsep.join(
             p for p in (os.environ.get("HEIRLOOM_TRUSTED_PLUGINS", ""), str(vouched)) if p)
-    os.chdir(HOME)                         # law finds law.cfg and the task index here
+    os.chdir(HOME)                         # the installation's law.cfg and task index
+    os.environ.update(LAW_CONFIG_FILE=str(HOME / "law.cfg"), LAW_INDEX_FILE=str(HOME / ".law" / "index"))
     code = _law(argv)
     if code == 0 and (publish_path or results_path):
         record = outcome(task, str(config_path), args, of)
@@ -115,11 +116,10 @@ def _law(argv: list[str]) -> int:
 
 def outcome(task: str, config: str, args: list[str], of: str | None) -> dict:
     """What ran: the family, and per task its label, key, output folder and numbers."""
-    import tasks
-    from tasks.branches import family_tasks
+    from tasks.branches import family_tasks, tops
 
     if of:
-        ran = family_tasks(getattr(tasks, of)(config=config), task)
+        ran = family_tasks(tops(of, config), task)
     else:
         from luigi.cmdline_parser import CmdlineParser
 

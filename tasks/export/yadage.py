@@ -5,8 +5,9 @@ of that family under the exported task, in one process (one container start per 
 not per task), in the order of the DAG. Each step writes its outputs into a store in its
 own folder (``{workdir}/store``) and reads the stores of the steps before it, which it
 is given as ``--upstream``, with the ``cache`` store (yadage's data model: a step writes only its own folder, and
-sees the folders of its dependencies read-only). The last step also copies its outputs,
-as plain files, to ``{workdir}/results/`` (what reana.yaml declares as outputs). Every
+sees the folders of its dependencies read-only). The final steps (those no step needs:
+Plot, Ranking, Significance of ``All``) also copy their outputs, as plain files, to
+``{workdir}/results/`` (what reana.yaml declares as outputs). Every
 path a step gets is absolute, so nothing depends on the folder a container starts in.
 
 Files written into the export folder:
@@ -30,6 +31,7 @@ The structure (workflow*.yml) depends on the task families only; a changed cut c
 from __future__ import annotations
 
 from tasks.export.common import Export, header, write_yaml
+from tasks.export.dag import final_stages
 from tasks.export.image import split_image
 
 PUBLISH = "heirloom-step.yml"
@@ -55,8 +57,9 @@ def workflow(exp: Export, local: bool) -> dict:
     A stage's parameters carry the names of the workflow inputs they take (``config``),
     as ``reana-client validate`` expects."""
     stages = []
-    for i, stage in enumerate(exp.stages):
-        last = i == len(exp.stages) - 1
+    finals = {stage.family for stage in final_stages(exp.stages)}
+    for stage in exp.stages:
+        last = stage.family in finals
         parameters = {"config": {"step": "init", "output": "config"},
                       "cache": {"step": "init", "output": "cache"},
                       "store": "{workdir}/store",
