@@ -46,6 +46,8 @@ CODE_ROOTS = {"analysis": PROJECT / "analysis", "tasks": PROJECT / "tasks"}
 DYNAMIC_IMPORTS = {
     "analysis.lang.plugins": "a config's plugin files, imported by path: their normalised source enters "
                              "the key of every task whose expressions call them (AnalysisConfig.plugins_used)",
+    "tasks": "the lazy lookup of task classes by name (tasks.Plot, tasks.load_all) for the command line: "
+             "no task's computation goes through it, and each task class's key covers its own module",
 }
 _CODE: dict = {}
 _CODE_CACHES: dict = {}

@@ -366,11 +366,14 @@ def test_preservation_checks_usage_and_the_recast_entry():
 # ---- the image job ----------------------------------------------------------------------
 
 def fake_docker(tmp_path: Path) -> tuple[dict, Path]:
-    """An environment whose `docker` only writes its arguments to a log."""
+    """An environment whose `docker` only writes its arguments to a log (and, like docker,
+    reads the password that `login --password-stdin` is given: otherwise `echo` may die of
+    SIGPIPE and `pipefail` fails the script at random)."""
     bin_dir, log = tmp_path / "bin", tmp_path / "docker.log"
     bin_dir.mkdir()
     (bin_dir / "docker").write_text(f'#!/bin/sh\necho "$*" >> {log}\n'
-                                    'case "$1" in image) echo ghcr.io/x/y@sha256:0 ;; esac\n')
+                                    'case "$1" in image) echo ghcr.io/x/y@sha256:0 ;;\n'
+                                    '  login) cat > /dev/null ;; esac\n')   # reads the password, as docker does
     (bin_dir / "docker").chmod(0o755)
     return dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}"), log
 

@@ -25,7 +25,7 @@ from analysis.batch.resources import family_resources
 from analysis.errors import StoreError
 from analysis.load import load_config
 from tasks.batch import submission
-from tasks.branches import family_tasks, tree
+from tasks.branches import family_tasks, tops, tree
 
 law.contrib.load("slurm", "htcondor")
 
