@@ -35,6 +35,7 @@ class Limit(HeirloomTask):
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
         from analysis.hist import histograms
+        from analysis.progress import to_stdout
         from analysis.stats.limits import upper_limit
         from analysis.stats.modelspec import fit_histograms
         from analysis.plot.plotting import plot_limit
@@ -46,7 +47,7 @@ class Limit(HeirloomTask):
         workspace = build_workspace(fit_histograms(self.cfg, merged), excerpt["model"], excerpt["fit"],
                                     outdir / "cabinetry")
         write_workspace(workspace, outdir)
-        result = upper_limit(workspace, excerpt["limit"], excerpt["fit"])
+        result = upper_limit(workspace, excerpt["limit"], excerpt["fit"], progress=to_stdout)   # Limit: k/~N tests
         (outdir / "limit.json").write_text(result.to_json())
         plot_limit(result, outdir, signal=excerpt["signal"], style=excerpt["plots"])
         cl = round(100 * result.cl)

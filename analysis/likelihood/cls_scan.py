@@ -18,7 +18,7 @@ the minimiser CLs itself (by up to 4e-5), would depend on where a point ran.
 >>> labels = likelihood.patchset["metadata"]["labels"]
 >>> points = scan(likelihood.background_only, likelihood.patchset["patches"][2:4], ScanSettings(), labels)
 ... # doctest: +ELLIPSIS
-CLsScan: 2/2 points (100 %), ... s in all
+CLsScan: 2/2 points (100 %) [##########], ... s in all
 >>> [(p.name, round(p.cls_obs, 4), p.excluded) for p in points], points[0].values
 ([('sbottom_600_300', 0.0144, True), ('sbottom_800_100', 0.1299, False)], {'m_sbottom': 600, 'm_neutralino2': 300})
 """
@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple, Sequence
 
 from analysis.errors import FitError
+from analysis.progress import Progress, to_stdout
 
 EXECUTORS = ("iterative", "futures", "dask")
 CLS_LIMIT = 0.05                        # a point is excluded at 95 % CL when CLs < 0.05
@@ -103,18 +102,19 @@ def scan(background_only: dict, patches: list, settings: ScanSettings, labels: S
          report: Callable[[str], None] | None = None) -> list:
     """:class:`PointCLs` of every PatchSet entry of ``patches``, in their order; ``labels``
     name the entries' values. ``report`` receives progress lines (default: printed), at
-    most every 10 s.
+    most every 10 s and at the end (:mod:`analysis.progress`: ``CLsScan: 12/40 points
+    (30 %) [###.......], 6.0 s elapsed, about 14.0 s left``).
 
     >>> points = scan(bkg, patches[:3], ScanSettings(), ["m1", "m2"], executor="futures", workers=2)
     ... # doctest: +ELLIPSIS
-    CLsScan: 3/3 points (100 %), ... s in all
+    CLsScan: 3/3 points (100 %) [##########], ... s in all
     >>> [(p.name, p.values["m1"], p.excluded) for p in points]
     [('sbottom_1000_300', 1000, False), ('sbottom_1000_200', 1000, False), ('sbottom_1000_100', 1000, False)]
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor '{executor}' (choose from {', '.join(EXECUTORS)})")
     run = {"iterative": _run_iterative, "futures": _run_pool, "dask": _run_dask}[executor]
-    progress = Progress(len(patches), report or _print)
+    progress = Progress(len(patches), report or to_stdout, label="CLsScan", unit="points", every=PROGRESS_EVERY)
     outcomes: dict = {}
     for index, outcome in run(background_only, patches, settings, max(1, workers), scheduler):
         outcomes[index] = outcome
@@ -176,31 +176,7 @@ def _run_dask(background_only, patches, settings, workers, scheduler) -> Iterato
         client.cancel(futures + [workspace])
 
 
-# ---- progress and the table -----------------------------------------------------------------
-class Progress:
-    """Counts finished points; reports done/total, rate and time left every 10 s and at the end."""
-
-    def __init__(self, total: int, report: Callable[[str], None], every: float = PROGRESS_EVERY):
-        self.total, self.report, self.every = total, report, every
-        self.done, self.start = 0, time.monotonic()
-        self.last = self.start
-
-    def tick(self) -> None:
-        self.done += 1
-        now = time.monotonic()
-        if self.done == self.total or now - self.last >= self.every:
-            self.last = now
-            rate = self.done / max(now - self.start, 1e-9)
-            left = (self.total - self.done) / rate
-            self.report(f"CLsScan: {self.done}/{self.total} points ({100 * self.done // max(self.total, 1)} %), "
-                        f"{rate:.2f} points/s" + (f", ~{left:.0f} s left" if self.done < self.total else
-                                                  f", {now - self.start:.1f} s in all"))
-
-
-def _print(line: str) -> None:
-    print(line, file=sys.stdout, flush=True)
-
-
+# ---- the table -----------------------------------------------------------------------------
 def table(points: list, labels: Sequence[str], settings: ScanSettings) -> dict:
     """The content of ``cls.json``: settings, labels and one row per point.
 

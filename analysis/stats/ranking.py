@@ -20,17 +20,22 @@ import multiprocessing
 import time
 from typing import Any, Callable, Mapping
 
+from analysis.progress import Progress, to_stdout
 from analysis.stats.fitting import (FitResult, Ranking, _model_and_data, _resolved, guarded_minimisation,
                                     minimiser_settings)
+
+PROGRESS_EVERY = 5.0                    # seconds between progress lines
 
 #: what a worker process needs, set once per process (the model is built there, not sent)
 _CONTEXT: dict[str, Any] = {}
 
 
 def rank(workspace: Mapping, fit_result: FitResult, fit_cfg: Mapping | None = None, *, workers: int = 1,
-         progress: Callable[[str], None] | None = print) -> Ranking:
+         progress: Callable[[str], None] | None = to_stdout) -> Ranking:
     """Impacts of every free parameter but the POI, most important first (decreasing
-    largest post-fit impact); ``workers`` processes share the parameters. Raises
+    largest post-fit impact); ``workers`` processes share the parameters. ``progress``
+    receives a line (:mod:`analysis.progress`: ``Ranking: 12/33 parameters (36 %) ...,
+    about 44.0 s left``) at most every 5 s and at the end; ``None``: silent. Raises
     :class:`~analysis.errors.FitError` when a fit fails (the module's example shows a call)."""
     fit_cfg = dict(fit_cfg or {})
     t0 = time.time()
@@ -39,7 +44,8 @@ def rank(workspace: Mapping, fit_result: FitResult, fit_cfg: Mapping | None = No
     if list(fit_result.labels) != list(model.config.par_names):
         raise ValueError("the fit result's parameters do not match the workspace's model")
     indices = [i for i in range(len(fit_result.labels)) if i != poi_index]
-    impacts = dict(_spread(indices, workers, fit_cfg, workspace, fit_result, progress, t0))
+    counter = Progress(len(indices), progress, label="Ranking", unit="parameters", every=PROGRESS_EVERY)
+    impacts = dict(_spread(indices, workers, fit_cfg, workspace, fit_result, counter))
     rows = [impacts[i] for i in indices]
     order = sorted(range(len(indices)), key=lambda k: -max(abs(rows[k][2]), abs(rows[k][3])))
     pick = lambda values: tuple(values[k] for k in order)  # noqa: E731
@@ -52,13 +58,12 @@ def rank(workspace: Mapping, fit_result: FitResult, fit_cfg: Mapping | None = No
 
 
 def _spread(indices: list[int], workers: int, fit_cfg: dict, workspace: Mapping, fit_result: FitResult,
-            progress, t0: float):
+            counter: Progress):
     """(index, impacts) of every parameter, in this process or in ``workers`` processes."""
-    report = _Progress(len(indices), progress, t0)
     if workers <= 1 or len(indices) < 2 or multiprocessing.current_process().daemon:
         for index in indices:
             yield index, parameter_impacts(index)
-            report.step()
+            counter.tick()
         return
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(min(workers, len(indices)), mp_context=context,
@@ -67,7 +72,7 @@ def _spread(indices: list[int], workers: int, fit_cfg: dict, workspace: Mapping,
         futures = {pool.submit(parameter_impacts, index): index for index in indices}
         for future in concurrent.futures.as_completed(futures):
             yield futures[future], future.result()
-            report.step()
+            counter.tick()
 
 
 def _set_context(workspace: dict, fit_cfg: dict, fit_result: dict) -> None:
@@ -102,20 +107,3 @@ def parameter_impacts(index: int) -> tuple[float, float, float, float]:
             refit = cabinetry.fit.fit(model, data, init_pars=start, fix_pars=fixed, **_CONTEXT["settings"])
         shifts.append(float(refit.bestfit[poi_index]) - bestfit[poi_index])
     return shifts[0], shifts[1], shifts[2], shifts[3]
-
-
-class _Progress:
-    """``Ranking: 12/33 parameters, 25 s, about 44 s left`` every few parameters."""
-
-    def __init__(self, total: int, say, t0: float):
-        self.total, self.say, self.t0, self.done, self.last = total, say, t0, 0, 0.0
-
-    def step(self) -> None:
-        self.done += 1
-        elapsed = time.time() - self.t0
-        if self.say is None or (elapsed - self.last < 5 and self.done < self.total):
-            return
-        self.last = elapsed
-        left = elapsed / self.done * (self.total - self.done)
-        self.say(f"Ranking: {self.done}/{self.total} parameters, {elapsed:.0f} s"
-                 + (f", about {left:.0f} s left" if self.done < self.total else ""))

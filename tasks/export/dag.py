@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from typing import Callable
 
+from analysis.progress import Progress, to_stderr
 from tasks.branches import tree
+
+PROGRESS_EVERY = 5.0                    # seconds between progress lines
 
 
 @dataclass(frozen=True)
@@ -43,11 +47,19 @@ class Stage:
         return [node.cli_args() for node in self.nodes]
 
 
-def walk(task) -> list[Node]:
+def walk(task, report: Callable[[str], None] | None = to_stderr) -> list[Node]:
     """Every task under ``task`` (a task or a list of them; themselves included) as a Node,
-    in the order of :func:`tasks.branches.tree` (dependencies before dependents, deterministic)."""
-    return [Node(t.task_family, t.label(), tuple(t.key_params().items()),
-                 tuple((c.task_family, c.label()) for c in t.input_tasks().values())) for t in tree(task)]
+    in the order of :func:`tasks.branches.tree` (dependencies before dependents, deterministic).
+    ``report`` (default: stderr, so that stdout and the files written stay the same; ``None``:
+    silent) gets ``Export: 12/48 tasks ... about 9.0 s left`` lines (:mod:`analysis.progress`)."""
+    found = tree(task)
+    progress = Progress(len(found), report, label="Export", unit="tasks", every=PROGRESS_EVERY)
+    nodes = []
+    for t in found:
+        nodes.append(Node(t.task_family, t.label(), tuple(t.key_params().items()),
+                          tuple((c.task_family, c.label()) for c in t.input_tasks().values())))
+        progress.tick()
+    return nodes
 
 
 def stages(nodes: list[Node]) -> list[Stage]:
