@@ -155,6 +155,9 @@ class execution(luigi.Config):  # noqa: N801  (luigi names config sections after
                                     "Dask workers in slurm or htcondor batch jobs (dask-jobqueue)")
     jobs = luigi.IntParameter(default=0, **shown,
                               description="--cluster slurm|htcondor: batch jobs, one Dask worker each")
+    cores = luigi.IntParameter(default=0, **shown, description="processes that one task spreads its work over: "
+                               "the event loop's pool or local Dask cluster, the ranking's fits, the CLs scan's "
+                               "points (default: --workers, which says how many tasks run at once)")
     gpu_workers = luigi.IntParameter(default=0, **shown, description="--cluster local: of the --workers, this many "
                                      "advertise the Dask resource GPU=1 (device: cuda steps run there)")
     debug = luigi.BoolParameter(default=False, **shown, description="print full tracebacks (also HEIRLOOM_DEBUG=1); "
@@ -186,11 +189,23 @@ def debugging() -> bool:
 
 
 def current_workers() -> int:
-    """The worker count given to ``law run ... --workers N`` (luigi's own option)."""
+    """The worker count given to ``law run ... --workers N`` (luigi's own option): how many
+    tasks run at once."""
     try:
         return max(1, int(luigi.interface.core().workers))
     except Exception:
         return 1
+
+
+def pool_size() -> int:
+    """How many processes one task spreads its work over (``--cores N``; default: the
+    ``--workers`` count). ``--workers 1 --cores 2`` runs one task at a time on a pool of
+    two, without luigi forking a process per task."""
+    try:
+        cores = int(execution().cores)
+    except Exception:               # before luigi parsed its command line
+        cores = 0
+    return cores if cores > 0 else current_workers()
 
 
 #: parameters that say where the work runs, never what it computes: no key, not passed down
@@ -415,7 +430,8 @@ class HeirloomTask(law.Task):
                 started=started, outputs=stage, events=events,
                 extra={"analysis": self.cfg.name, "config_file": str(self.config),
                        "code_units": code_identity(type(self))["units"],
-                       "executor": {"name": execution().executor, "workers": current_workers(),
+                       "executor": {"name": execution().executor, "workers": pool_size(),
+                                    "parallel_tasks": current_workers(),
                                     "scheduler": execution().scheduler or None, **execution().dask_options(),
                                     **extra.pop("executor", {})},
                        "batch": job_context(), "git": git_state_of(used_files(self.cfg)), **extra})

@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from tasks.base import HeirloomTask, current_workers, execution
+from tasks.base import HeirloomTask, execution, pool_size
 
 
 def _archive_excerpt(cfg) -> dict:
@@ -81,11 +81,11 @@ class CLsScan(HeirloomTask):
         settings = cls_scan.ScanSettings(excerpt["test_statistic"], excerpt["poi_value"], excerpt["calculator"])
         run = execution()
         print(f"CLsScan: {len(patches)} points on the {run.executor} executor "
-              f"({current_workers()} worker(s))", flush=True)
+              f"({pool_size()} worker(s))", flush=True)
         t0 = time.time()
         try:
             points = cls_scan.scan(background_only, patches, settings, labels, executor=run.executor,
-                                   workers=current_workers(), scheduler=run.scheduler or None)
+                                   workers=pool_size(), scheduler=run.scheduler or None)
         finally:
             _close_local_cluster_of_subprocess()
         seconds = time.time() - t0

@@ -9,7 +9,7 @@ from pathlib import Path
 import luigi
 
 from analysis.config.model import region_observables
-from tasks.base import HeirloomTask, current_workers, execution
+from tasks.base import HeirloomTask, execution, pool_size
 from tasks.inputs import Skim, dataset_chunks
 
 
@@ -47,7 +47,7 @@ def dask_spec(cfg, family: str, gpu: bool):
         resources = family_resources(cfg, family)
         if gpu and resources.gpus < 1:
             resources = dataclasses.replace(resources, gpus=1)
-    return ClusterSpec(kind=run.cluster, workers=current_workers(), scheduler=run.scheduler or None,
+    return ClusterSpec(kind=run.cluster, workers=pool_size(), scheduler=run.scheduler or None,
                        jobs=run.jobs, gpu_workers=run.gpu_workers, resources=resources)
 
 
@@ -115,7 +115,7 @@ class Select(HeirloomTask):
         (outdir / "cutflow.json").write_text(json.dumps(cutflow, indent=1))
         print(f"Select[{self.dataset}]: {n_pre} events in {seconds:.1f} s "
               f"({n_pre / max(seconds, 1e-6) / 1e3:.1f} kHz, executor={execution().executor}, "
-              f"workers={current_workers()}), {rows} rows written", flush=True)
+              f"workers={pool_size()}), {rows} rows written", flush=True)
         return {"events": n_pre, "events_generated": cutflow["events"]["all"], **where}
 
     def _executor(self):
@@ -124,7 +124,7 @@ class Select(HeirloomTask):
 
         name = execution().executor
         if name != "dask":
-            return make_executor(name, current_workers())
+            return make_executor(name, pool_size())
         from analysis.select.dask_cluster import dask_client, device_resources
 
         models = cuda_models(self.cfg)

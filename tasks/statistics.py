@@ -9,7 +9,7 @@ from pathlib import Path
 
 import law
 
-from tasks.base import ConfigParameter, HeirloomTask, current_workers
+from tasks.base import ConfigParameter, HeirloomTask, pool_size
 from tasks.plots import Plot
 from tasks.results import Fit, fit_settings
 
@@ -59,7 +59,7 @@ class Ranking(HeirloomTask):
         workspace = json.loads((inputs["fit"] / "workspace.json").read_text())
         result = FitResult.from_json((inputs["fit"] / "fit_result.json").read_text())
         excerpt = self.config_excerpt()
-        figures = ranking_products(workspace, result, excerpt["fit"], outdir, workers=current_workers())
+        figures = ranking_products(workspace, result, excerpt["fit"], outdir, workers=pool_size())
         plot_ranking(RankingResult.from_json((outdir / "ranking.json").read_text()), outdir, style=excerpt["plots"])
         return figures
 

@@ -62,7 +62,10 @@ def iterative(skimmed, tmp_path_factory):
     return run_with(["--executor", "iterative"], skimmed, tmp_path_factory.mktemp("iter"))
 
 
-def test_futures_two_workers_equals_iterative(iterative, skimmed, tmp_path):
-    futures = run_with(["--executor", "futures", "--workers", "2"], skimmed, tmp_path)
-    assert futures["ttbar"]["executor"] == {"name": "futures", "workers": 2, "scheduler": None}
+@pytest.mark.parametrize("args, parallel_tasks", [(["--workers", "2"], 2),            # --workers sets both
+                                                  (["--workers", "1", "--cores", "2"], 1)])  # a pool without luigi's
+def test_futures_two_workers_equals_iterative(iterative, skimmed, tmp_path, args, parallel_tasks):
+    futures = run_with(["--executor", "futures", *args], skimmed, tmp_path)
+    assert futures["ttbar"]["executor"] == {"name": "futures", "workers": 2, "parallel_tasks": parallel_tasks,
+                                            "scheduler": None}
     assert_same(iterative, futures)
