@@ -47,20 +47,25 @@ make_venv() {
     log "environment ready in $((SECONDS - start)) s; activate it with: source $VENV/bin/activate"
 }
 
-make_tool_env() {
-    # the preservation tools, apart from the analysis environment
-    local env=.venv-preserve
-    local want; want=$(cat requirements-preserve.lock setup.sh | sha256sum | cut -d' ' -f1)
+side_env() {
+    # side_env DIR LOCK TOOL WHAT: an environment of its own for tools whose pins clash with
+    # the analysis's, made from LOCK when it is missing, stale or lacks bin/TOOL
+    local env=$1 lock=$2 tool=$3 what=$4
+    local want; want=$(cat "$lock" setup.sh | sha256sum | cut -d' ' -f1)
     if [ -f "$env/.heirloom-stamp" ] && [ "$(cat "$env/.heirloom-stamp")" = "$want" ] \
-            && [ -x "$env/bin/yadage-run" ]; then
+            && [ -x "$env/bin/$tool" ]; then
         return 0
     fi
     local start=$SECONDS
-    log "creating $env (yadage, packtivity, reana-client, snakemake) from requirements-preserve.lock"
+    log "creating $env ($what) from $lock"
     [ -x "$env/bin/python" ] || "$PYTHON" -m venv "$env"
-    "$VENV/bin/uv" pip install -q --compile-bytecode --python "$env/bin/python" -r requirements-preserve.lock
+    "$VENV/bin/uv" pip install -q --compile-bytecode --python "$env/bin/python" -r "$lock"
     echo "$want" > "$env/.heirloom-stamp"
-    log "preservation tools ready in $((SECONDS - start)) s: $env/bin/{yadage-run,snakemake,reana-client}"
+    log "$env ready in $((SECONDS - start)) s"
+}
+
+make_tool_env() {
+    side_env .venv-preserve requirements-preserve.lock yadage-run "yadage, packtivity, reana-client, snakemake"
 }
 
 debian_packages() {
@@ -98,17 +103,7 @@ test_services() {
 }
 
 make_services_env() {
-    # the S3 test server (moto), apart from the analysis environment
-    local env=.venv-services
-    local want; want=$(cat requirements-services.lock setup.sh | sha256sum | cut -d' ' -f1)
-    if [ -f "$env/.heirloom-stamp" ] && [ "$(cat "$env/.heirloom-stamp")" = "$want" ] \
-            && [ -x "$env/bin/moto_server" ]; then
-        return 0
-    fi
-    log "creating $env (moto's S3 server for the tests) from requirements-services.lock"
-    [ -x "$env/bin/python" ] || "$PYTHON" -m venv "$env"
-    "$VENV/bin/uv" pip install -q --compile-bytecode --python "$env/bin/python" -r requirements-services.lock
-    echo "$want" > "$env/.heirloom-stamp"
+    side_env .venv-services requirements-services.lock moto_server "moto's S3 server for the tests"
 }
 
 install_startup_hook() {

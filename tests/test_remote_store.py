@@ -258,3 +258,24 @@ def test_the_cache_evicts_the_least_recently_used_objects(s3_server, config, tmp
     removed = later.evict()
     assert [p.name for p in removed] == [skims[1].key]
     assert entry("Skim", skims[0].key, cache).exists() and entry("Skim", skims[2].key, cache).exists()
+
+
+def test_the_cache_is_walked_only_when_it_may_be_over_its_size(tmp_path, monkeypatch):
+    """Counting what enters the cache spares a walk of every cached file on each fetch: the
+    cache is walked once, then again only when the count passes the limit."""
+    from analysis.store.objects import entry
+    from analysis.store.remote import RemoteStore
+
+    cache = tmp_path / "cache"
+    store = RemoteStore("s3://nowhere/store", None, cache)
+    store.limit = 2500
+    walks = []
+    real_evict = store.evict
+    monkeypatch.setattr(store, "evict", lambda: walks.append(1) or real_evict())
+    for number in range(4):                                   # four objects of 1000 bytes each
+        target = entry("Skim", f"{number:02d}" + "a" * 38, cache)
+        target.path.mkdir(parents=True)
+        (target.path / "skim.root").write_bytes(b"x" * 1000)
+        store._grew(target)
+    assert len(walks) == 3               # the first count, then at 3000 and 3000 again (over 2500)
+    assert sum(1 for p in (cache / "objects").glob("*/??/*") if p.is_dir()) == 2

@@ -109,6 +109,7 @@ class RemoteStore:
         self.limit = parse_size(os.environ.get("HEIRLOOM_CACHE_SIZE") or DEFAULT_CACHE_SIZE)
         self._listings: dict[str, tuple[float, dict[str, Listed]]] = {}
         self._used: set[str] = set()
+        self._cached_bytes: int | None = None      # the cache's size as last measured, plus what came since
 
     # ---- completeness ------------------------------------------------------------------
     def listing(self, family: str, *, refresh: bool = False) -> dict[str, Listed]:
@@ -146,7 +147,7 @@ class RemoteStore:
                              f"({'; '.join(problems)[:200]}; the copy is in {where}); `heirloom verify --all` "
                              "takes it out of the store so that it is recomputed")
         self._touch(target)
-        self.evict()
+        self._grew(target)
         return target
 
     def _download(self, target: Entry) -> list[str]:
@@ -187,14 +188,23 @@ class RemoteStore:
         """Once an object is committed: the winner's copy in the cache, the cache in bounds."""
         if integrity.incomplete(target) is not None:
             self.fetch(target)
-        self.evict()
+        else:
+            self._grew(target)
 
     # ---- the cache ---------------------------------------------------------------------
+    def _grew(self, target: Entry) -> None:
+        """Count an object that entered the cache; walk the cache (:meth:`evict`) only when
+        the count says it may be over its size, not on every fetch."""
+        if self._cached_bytes is not None:
+            self._cached_bytes += _folder_bytes(target.path)
+        if self._cached_bytes is None or self._cached_bytes > self.limit:
+            self.evict()
+
     def evict(self) -> list[Path]:
         """Remove the least recently used cached objects until the cache fits its size
         (objects this process used are kept); return what was removed."""
         folders = [p for p in (self.cache / "objects").glob("*/??/*") if p.is_dir()]
-        sizes = {p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in folders}
+        sizes = {p: _folder_bytes(p) for p in folders}
         total = sum(sizes.values())
         removed = []
         for folder in sorted(folders, key=lambda p: p.stat().st_mtime):
@@ -205,6 +215,7 @@ class RemoteStore:
             shutil.rmtree(folder, ignore_errors=True)
             total -= sizes[folder]
             removed.append(folder)
+        self._cached_bytes = total
         return removed
 
     def _touch(self, target: Entry) -> None:
@@ -248,3 +259,8 @@ class RemoteStore:
     def remove(self, family: str, key: str) -> None:
         self.backend.remove(family, key)
         self._listings.pop(family, None)
+
+
+def _folder_bytes(folder: Path) -> int:
+    """The bytes of the files under ``folder`` (0 when it is gone)."""
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
