@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 from analysis.batch.resources import check_resources
 from analysis.config import AnalysisConfig, read_config
@@ -55,12 +56,12 @@ def load_config(path: str | os.PathLike) -> AnalysisConfig:
     return cfg
 
 
-def check_inputs(cfg: AnalysisConfig, manifest: Manifest, checks: Path | None = None, *,
+def check_inputs(cfg: AnalysisConfig, manifest: Manifest, checks: Path | Sequence[Path] | None = None, *,
                  strict: bool = True) -> None:
     """The config against its input files, before any task runs: every listed file
     readable (an InputFileError naming the file and the config line that lists it), every
     name an expression reads a branch (:func:`analysis.config.branches.check_names`) and,
-    with ``checks`` (the JSON file of passed checks), every expression evaluated on
+    with ``checks`` (the JSON files of passed checks: the store's and the user's), every expression evaluated on
     type-only arrays of the files' schema (:mod:`analysis.select.typecheck`). Not
     ``strict`` (a tool that only computes keys): a dataset whose files cannot be read is
     skipped, left to what reads it. For a likelihood config: the archive and the members it names.

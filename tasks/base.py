@@ -35,6 +35,7 @@ from analysis.store.code_identity import graph_for
 from analysis.store.environment import environment
 from analysis.store.provenance import build_record, git_state_of, job_context, now
 from analysis.store.remote import remote_store
+from analysis.store.user_cache import cache_file
 from tasks import progress  # noqa: F401  (law run's progress lines, failure summary and log: tasks/progress.py)
 
 #: the layout of a key's components; bumped when it changes (``heirloom why`` says so)
@@ -83,7 +84,8 @@ def _code_cache() -> CodeCache:
     key = (store.store_root(), tuple(sorted((k, str(v)) for k, v in CODE_ROOTS.items())))
     if key not in _CODE_CACHES:
         _CODE_CACHES.clear()
-        _CODE_CACHES[key] = CodeCache(store.store_root() / "manifests" / "code.json", CODE_ROOTS)
+        _CODE_CACHES[key] = CodeCache(store.store_root() / "manifests" / "code.json", CODE_ROOTS,
+                                      fallback=cache_file("code.json"))
     return _CODE_CACHES[key]
 
 
@@ -103,7 +105,9 @@ def check_input_names(cfg, strict: bool = True) -> None:
     keys (``heirloom why``, ``gc``) meets an unreadable file where it reads it."""
     from analysis.load import check_inputs
 
-    checks = store.store_root() / "manifests" / "checks.json" if strict and not job_context() else None
+    checks = None
+    if strict and not job_context():        # the store's record of passed checks, and the user's
+        checks = [store.store_root() / "manifests" / "checks.json", *filter(None, [cache_file("checks.json")])]
     check_inputs(cfg, manifest(), checks, strict=strict)
 
 

@@ -25,7 +25,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from analysis.config.model import AnalysisConfig
 from analysis.errors import ConfigError, ExpressionError
@@ -59,32 +59,52 @@ def check_types(cfg: AnalysisConfig, schemas: Mapping[str, Mapping[str, str]]) -
         _Check(cfg, schema).run()
 
 
-def check_types_once(cfg: AnalysisConfig, schemas: Mapping[str, Mapping[str, str]], cache: Path) -> bool:
+def check_types_once(cfg: AnalysisConfig, schemas: Mapping[str, Mapping[str, str]],
+                     cache: Path | Sequence[Path]) -> bool:
     """:func:`check_types`, unless the same expressions, plugins, corrections, schemas, code
-    and package versions passed before (a key in the JSON file ``cache``): a no-op rerun
-    then costs a hash and never imports awkward. Returns whether the check ran.
+    and package versions passed before (a key in one of the JSON files ``cache``: the
+    store's, and the user's, :mod:`analysis.store.user_cache`): a no-op rerun then costs a
+    hash and never imports awkward. A pass is remembered in every one of them. Returns
+    whether the check ran.
 
     >>> from analysis.io.demo_streams import BRANCH_TYPES
     >>> [check_types_once(cfg, {"ttbar": BRANCH_TYPES}, outdir / "checks.json") for _ in range(2)]
     [True, False]
+    >>> check_types_once(cfg, {"ttbar": BRANCH_TYPES}, [outdir / "new-store.json", outdir / "checks.json"])
+    False
     """
     key = fingerprint(cfg, schemas)
+    files = [cache] if isinstance(cache, Path) else list(cache)
+    passed = [_passed(path) for path in files]
+    ran = not any(key in found for found in passed)
+    if ran:
+        check_types(cfg, schemas)
+    for path, found in zip(files, passed):
+        if key not in found:
+            _remember(path, found, key)
+    return ran
+
+
+def _passed(path: Path) -> dict:
     try:
-        passed = json.loads(cache.read_text())
+        found = json.loads(path.read_text())
     except (OSError, ValueError):
-        passed = {}
-    if not isinstance(passed, dict):
-        passed = {}
-    if key in passed:
-        return False
-    check_types(cfg, schemas)
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _remember(path: Path, passed: dict, key: str) -> None:
+    """Add a passed check to a cache file (the newest 256 kept); a cache that cannot be
+    written (a read-only home) only costs the check again."""
     passed[key] = time.time()
     kept = dict(sorted(passed.items(), key=lambda item: item[1])[-256:])
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(kept, indent=0, sort_keys=True))
-    os.replace(tmp, cache)
-    return True
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(kept, indent=0, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def fingerprint(cfg: AnalysisConfig, schemas: Mapping[str, Mapping[str, str]]) -> str:

@@ -6,7 +6,9 @@ in ``<store>/manifests/code.json`` under a *stamp*: a hash of the Python version
 identity algorithm's version and, for every ``.py`` file under the roots, its relative
 path, size, modification time, inode change time and inode number. Any edit changes the
 stamp (an editor's write moves mtime and ctime), and then everything is derived again.
-What a hit trusts is the same as for input files (docs/explanation.md).
+What a hit trusts is the same as for input files (docs/explanation.md). A ``fallback``
+file (the user's cache, :mod:`analysis.store.user_cache`) serves a store that has none
+for this stamp yet, and is written too.
 
 >>> import tempfile
 >>> from pathlib import Path
@@ -51,19 +53,28 @@ def project_stamp(roots: Mapping[str, Path]) -> str:
 class CodeCache:
     """Cached ``{task class: identity record}`` for one state of the project's files."""
 
-    def __init__(self, path: Path, roots: Mapping[str, Path]):
-        self.path = path
+    def __init__(self, path: Path, roots: Mapping[str, Path], fallback: Path | None = None):
+        self.path, self.fallback = path, fallback
         self.stamp = project_stamp(roots)
         self._entries: dict[str, Any] = {}
         self._dirty = False
+        for source in (path, fallback):
+            self._entries = self._load(source) if source is not None else {}
+            if self._entries:
+                self._dirty = source != path            # copied into the store's file at save
+                break
+
+    def _load(self, source: Path) -> dict[str, Any]:
+        """The entries of a cache file for this stamp ({} when it has none, or is damaged)."""
         try:
-            stored = json.loads(path.read_text())
+            stored = json.loads(source.read_text())
             classes = stored["classes"] if stored.get("stamp") == self.stamp else {}
             if all(isinstance(r, dict) and isinstance(r.get("identity"), str) and isinstance(r.get("units"), dict)
                    for r in classes.values()):        # a damaged cache is ignored, then rewritten
-                self._entries = classes
+                return dict(classes)
         except (OSError, ValueError, KeyError, AttributeError):
             pass
+        return {}
 
     def get(self, name: str) -> Any:
         """The record cached for ``name`` (e.g. ``tasks.select:Select``), or None."""
@@ -77,11 +88,14 @@ class CodeCache:
         """Write the cache atomically (a lost race only costs a recomputation)."""
         if not self._dirty:
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"stamp": self.stamp, "classes": self._entries}, sort_keys=True))
-            os.replace(tmp, self.path)
-            self._dirty = False
-        except OSError:
-            pass                                # a read-only store: derive again next time
+        for target in (self.path, self.fallback):
+            if target is None:
+                continue
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps({"stamp": self.stamp, "classes": self._entries}, sort_keys=True))
+                os.replace(tmp, target)
+            except OSError:
+                pass                            # a read-only store or home: derive again next time
+        self._dirty = False

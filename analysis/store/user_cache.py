@@ -1,0 +1,52 @@
+"""The user's cache folder: what any store on this machine may reuse.
+
+Two things Heirloom remembers are facts about code and configs, not results: the code
+identities of the project's files (:mod:`analysis.store.code_cache`) and the type checks
+that a config's expressions passed (:func:`analysis.select.typecheck.check_types_once`).
+Each is keyed by everything it depends on, so it holds for any store. Kept only in the
+store, a new store (a colleague's, a CI job's, a benchmark's) pays for both again: about
+1.5 s of a cold `law run`. They are therefore also kept here, beside the store's copy.
+
+The folder is ``HEIRLOOM_CACHE_DIR``, else ``$XDG_CACHE_HOME/heirloom``, else
+``~/.cache/heirloom``; ``HEIRLOOM_CACHE_DIR=off`` turns it off. Losing it costs only
+time.
+
+>>> cache_folder({"HEIRLOOM_CACHE_DIR": "/scratch/me/heirloom"})
+PosixPath('/scratch/me/heirloom')
+>>> cache_folder({"HEIRLOOM_CACHE_DIR": "off"}) is None
+True
+>>> cache_folder({"XDG_CACHE_HOME": "/var/cache/me", "HOME": "/home/me"})
+PosixPath('/var/cache/me/heirloom')
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+OFF = ("off", "none", "0")
+
+
+def cache_folder(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The user's cache folder (None when turned off or when there is no home)."""
+    chosen = environ.get("HEIRLOOM_CACHE_DIR", "").strip()
+    if chosen.lower() in OFF:
+        return None
+    if chosen:
+        return Path(chosen)
+    if environ.get("XDG_CACHE_HOME"):
+        return Path(environ["XDG_CACHE_HOME"]) / "heirloom"
+    if environ.get("HOME"):
+        return Path(environ["HOME"]) / ".cache" / "heirloom"
+    return None
+
+
+def cache_file(name: str, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """``name`` in the user's cache folder (None when there is none).
+
+    >>> cache_file("checks.json", {"HEIRLOOM_CACHE_DIR": "/tmp/c"})
+    PosixPath('/tmp/c/checks.json')
+    """
+    folder = cache_folder(environ)
+    return None if folder is None else folder / name
