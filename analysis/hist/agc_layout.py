@@ -33,10 +33,9 @@ import json
 from pathlib import Path
 from typing import Mapping
 
-import numpy as np
-
 from analysis.config.model import AnalysisConfig
 from analysis.errors import LayoutError
+from analysis.lazy import np
 from analysis.io.root_file import recreate
 from analysis.names import NOMINAL, histogram_key, sample_variation
 

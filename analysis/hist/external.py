@@ -50,11 +50,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-
 from analysis.config.files import MAX_ARCHIVE_BYTES, MAX_JSON_BYTES, regular_file
 from analysis.config.model import AnalysisConfig
 from analysis.errors import InputError
+from analysis.lazy import np
 from analysis.io.fileid import ContentIdentity, content_identity
 from analysis.names import NOMINAL, histogram_key
 

@@ -39,13 +39,13 @@ import ast
 import builtins
 import functools
 import operator
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-import numpy as np
-
 from analysis.errors import ExpressionError
 from analysis.lang import precedence, sandbox
+from analysis.lazy import np      # imported when an expression first evaluates
 
 def _ak():
     """awkward, imported on first use: compiling a config must stay fast (no-op reruns)."""
@@ -93,7 +93,15 @@ _CONSTRUCTS = dict(Lambda="lambda", ListComp="list comprehension", SetComp="set 
                    DictComp="dict comprehension", GeneratorExp="generator expression",
                    Starred="*-unpacking", NamedExpr="assignment expression ':='", Await="await",
                    JoinedStr="f-string", Yield="yield", Dict="dict literal", Set="set literal")
-_SCALARS = (bool, int, float, np.generic, type(None))
+_SCALARS = (bool, int, float, type(None))
+
+
+def _is_scalar(value: Any) -> bool:
+    """A Python or numpy scalar (numpy scalars exist only once numpy is imported)."""
+    if isinstance(value, _SCALARS):
+        return True
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.generic)
 _SAFE_NODES = (ast.Constant, ast.Slice, ast.List, ast.Tuple)
 _MAX_INT_BITS = 100_000        # guards `9**9**9` style denial of service on Python ints
 
@@ -135,23 +143,23 @@ def _is_event_data(value: Any) -> bool:
     return isinstance(value, sandbox.awkward_types())
 
 
-def _elementwise(scalar_fn, ufunc):
-    """Python semantics when all operands are scalars, else reduce with a numpy ufunc."""
+def _elementwise(scalar_fn, ufunc: str):
+    """Python semantics when all operands are scalars, else reduce with numpy's ``ufunc``."""
     def f(*args):
-        if all(isinstance(a, _SCALARS) for a in args):
+        if all(_is_scalar(a) for a in args):
             return scalar_fn(args)
-        return functools.reduce(ufunc, args)
+        return functools.reduce(getattr(np, ufunc), args)
     return f
 
 
-_BUILTIN_IMPLS = {"abs": builtins.abs, "min": _elementwise(builtins.min, np.minimum),
-                  "max": _elementwise(builtins.max, np.maximum)}
-_AND = _elementwise(lambda args: all(map(bool, args)), np.logical_and)
-_OR = _elementwise(lambda args: any(map(bool, args)), np.logical_or)
+_BUILTIN_IMPLS = {"abs": builtins.abs, "min": _elementwise(builtins.min, "minimum"),
+                  "max": _elementwise(builtins.max, "maximum")}
+_AND = _elementwise(lambda args: all(map(bool, args)), "logical_and")
+_OR = _elementwise(lambda args: any(map(bool, args)), "logical_or")
 
 
 def _not(x: Any) -> Any:
-    return (not x) if isinstance(x, _SCALARS) else np.logical_not(x)
+    return (not x) if _is_scalar(x) else np.logical_not(x)
 
 
 def _guarded(op, a, b):
@@ -372,7 +380,7 @@ class _Compiler:
 
         def where(ns):
             c = cond(ns)
-            if isinstance(c, (bool, np.bool_)):            # scalar condition: short-circuit
+            if isinstance(c, bool) or (_is_scalar(c) and isinstance(c, np.bool_)):   # scalar: short-circuit
                 return a(ns) if c else b(ns)
             return (np.where if isinstance(c, np.ndarray) else _ak().where)(c, a(ns), b(ns))
         return where

@@ -19,9 +19,8 @@ import math
 import os
 from typing import Any, Callable
 
-import numpy as np
-
 from analysis.errors import ExpressionError
+from analysis.lazy import np        # imported when an expression first evaluates
 
 #: entries one combinatorial call may create (``$HEIRLOOM_MAX_ENTRIES`` overrides)
 def _max_entries() -> int:

@@ -23,10 +23,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from analysis.config.files import MiB, regular_file
 from analysis.errors import InputError
+from analysis.lazy import np
 
 #: ONNX Runtime's execution providers for each ``device:``; the first one is required
 PROVIDERS = {"cpu": ("CPUExecutionProvider",), "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider")}
