@@ -38,7 +38,7 @@ import os
 import re
 import shlex
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 MARKER = re.compile(r"<!--\s*doc-test:\s*(.*?)\s*-->")
@@ -67,7 +67,6 @@ class _Block:
     body: list[str]
     marker: str | None
     follows_shell: bool = False
-    steps: list[Step] = field(default_factory=list)
 
 
 def _blocks(text: str) -> list[_Block]:
