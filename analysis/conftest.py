@@ -12,7 +12,8 @@ session and only when an example needs it, and none needs ../shared/data:
 - ``ws``: the pyhf workspace built from them (in the folder ``work``); ``fit_result``: its fit
 - ``tiny_ws``: a one-channel, three-bin workspace (POI ``mu``, three nuisance parameters)
   for the costly statistics (ranking, significance, limits); ``ranking`` and
-  ``limit_result``: its impact ranking and its CLs limit (a 11-point grid)
+  ``limit_result``: its impact ranking and its CLs limit (a 11-point grid);
+  ``tiny_model_and_data``: its pyhf model and data
 - ``events``: 2000 generated ttbar events (an awkward record array, as Select sees a
   chunk); ``plan``: the SelectionPlan of ttbar in ``cfg``
 - ``nano``: a NanoAOD-like ROOT file of 1000 generated ttbar events; ``events_parquet``:
@@ -54,7 +55,7 @@ PROVIDED = {
     "cfg": "doctest_cfg", "load_config": "doctest_load_config", "outdir": "tmp_path",
     "merged": "doctest_merged", "histograms": "doctest_histograms", "model": "doctest_model",
     "ws": "doctest_ws", "work": "doctest_work", "fit_result": "doctest_result",
-    "tiny_ws": "doctest_tiny_ws", "ranking": "doctest_ranking", "limit_result": "doctest_limit_result",
+    "tiny_ws": "doctest_tiny_ws", "tiny_model_and_data": "doctest_tiny_model_and_data", "ranking": "doctest_ranking", "limit_result": "doctest_limit_result",
     "events": "doctest_events", "plan": "doctest_plan", "nano": "doctest_nano",
     "events_parquet": "doctest_events_parquet", "ext_cfg": "doctest_ext_cfg", "ext_file": "doctest_ext_file",
     "lh_cfg": "doctest_lh_cfg", "archive": "doctest_archive", "bkg": "doctest_bkg",
@@ -231,6 +232,13 @@ def doctest_tiny_ws() -> dict:
             {"name": "mu", "bounds": [[0, 10]]}]}}],
         "version": "1.0.0",
     }
+
+
+@pytest.fixture(scope="session")
+def doctest_tiny_model_and_data(doctest_tiny_ws: dict) -> tuple:
+    import cabinetry
+
+    return cabinetry.model_utils.model_and_data(doctest_tiny_ws)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tasks.base import HeirloomTask
+from tasks.base import HeirloomTask, pool_size
 from tasks.results import Histograms
 
 
@@ -47,7 +47,8 @@ class Limit(HeirloomTask):
         workspace = build_workspace(fit_histograms(self.cfg, merged), excerpt["model"], excerpt["fit"],
                                     outdir / "cabinetry")
         write_workspace(workspace, outdir)
-        result = upper_limit(workspace, excerpt["limit"], excerpt["fit"], progress=to_stdout)   # Limit: k/~N tests
+        result = upper_limit(workspace, excerpt["limit"], excerpt["fit"], workers=pool_size(),
+                             progress=to_stdout)                     # Limit: k/6 limits
         (outdir / "limit.json").write_text(result.to_json())
         plot_limit(result, outdir, signal=excerpt["signal"], style=excerpt["plots"])
         cl = round(100 * result.cl)

@@ -106,20 +106,6 @@ def test_durations(seconds, text):
     assert duration(seconds) == text
 
 
-def test_the_limit_search_estimate_and_its_counted_hypothesis_tests():
-    import types
-
-    from analysis.stats.limits import _counted, root_search_tests
-
-    assert root_search_tests(4.9, 0.01) == 2 + 6 * 5 and root_search_tests(0.0, 0.01) == 2 + 6
-    module = types.SimpleNamespace(hypotest=lambda mu: mu * 2)
-    original = module.hypotest
-    progress, clock, lines = counter(3, every=0)
-    with _counted(module, progress):
-        assert [module.hypotest(mu) for mu in (1, 2, 3)] == [2, 4, 6]
-    assert module.hypotest is original and progress.done == 3 and lines[-1].endswith("in all")
-
-
 HELD = """
 import os
 from analysis.progress import to_stdout

@@ -6,31 +6,34 @@ A fork of an analysis adds the signal as a dataset and a ``limit:`` section::
       signal: {datasets: [zprime], label: "Z' (1 TeV)"}
       poi: mu_zprime            # the signal strength, a new free parameter
       cl: 0.95
-      bracket: [0.05, 5.0]      # where the observed and expected limits are searched, or
+      bracket: [0.05, 5.0]      # where the observed and expected limits are searched (tolerance: 0.001), or
       scan: {low: 0, high: 5, points: 21}   # CLs on a grid, limits interpolated (faster)
 
 The signal is not a sample of ``model:``, so the generated pseudo-data and every
 background output keep their keys; the limit model is the fit model plus the signal
 sample (normalised by the new POI, with every systematic that applies to its datasets),
 and the analysis's own POI becomes a free normalisation. CLs uses the asymptotic q~_mu
-test statistic; the observed and expected (-2..+2 sigma) limits come from a root search
-(``cabinetry.fit.limit``, about 50 hypothesis tests) or, with ``scan:``, from CLs on a grid
-interpolated linearly (``pyhf.infer.intervals.upper_limits.upper_limit``, one test per
-point), both with MINUIT and the minimiser settings of ``fit:``. The hypothesis tests are
-counted in progress lines (:mod:`analysis.progress`), against the number a grid has or
-an estimate of what a root search needs:
+test statistic (pyhf's formulas). The fits that do not depend on the POI (the
+background-only fit that makes the Asimov data, the free fits) run once
+(:mod:`analysis.stats.cls_search`); each tested POI value then costs two fits. The observed
+and expected (-2..+2 sigma) limits come from a secant search of all six at once, started
+from their Wald estimates, whose tests are spread over worker processes, or, with ``scan:``, from CLs on a grid interpolated linearly (as
+``pyhf.infer.intervals.upper_limits.upper_limit``), both with MINUIT and the minimiser
+settings of ``fit:``. Progress lines count the limits found (or the grid's points):
 
 >>> result = upper_limit(tiny_ws, {"cl": 0.95, "bracket": [0.1, 5]})   # a 3-bin workspace, POI mu
 ... # doctest: +ELLIPSIS
-Limit: .../... hypothesis tests (100 %) [##########], ... s in all
+Limit: 6/6 limits (100 %) [##########], ... s in all
 >>> round(result.observed, 3), [round(x, 3) for x in result.expected]
-(2.198, [0.699, 0.946, 1.333, 1.897, 2.619])
+(2.198, [0.698, 0.945, 1.332, 1.899, 2.617])
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import math
+import multiprocessing
 import os
 import sys
 import time
@@ -40,11 +43,17 @@ from typing import Any, Callable, Iterator, Mapping
 
 from analysis.config.model import AnalysisConfig
 from analysis.progress import Progress, to_stdout
+from analysis.stats import cls_search
 from analysis.stats.fitting import FitError, guarded_minimisation, minimiser_settings
 
 SIGNAL_SAMPLE = "signal"
 PROGRESS_EVERY = 10.0                   # seconds between progress lines
-LIMITS = 6                              # a root search per limit: observed, expected -2..+2 sigma
+LIMITS = len(cls_search.LIMITS)          # observed, expected -2..+2 sigma
+TOLERANCE = 0.001                       # each limit's precision in the POI (limit.tolerance)
+ROUNDS = 12                             # rounds of the secant search before it gives up
+
+#: what the tests of one limit share in a process: the CLs curve
+_CONTEXT: dict[str, Any] = {}
 
 
 @dataclass
@@ -121,78 +130,182 @@ def limit_model(cfg: AnalysisConfig) -> dict:
     return model
 
 
-def upper_limit(workspace: Mapping, limit_cfg: Mapping, fit_cfg: Mapping | None = None, *,
+def upper_limit(workspace: Mapping, limit_cfg: Mapping, fit_cfg: Mapping | None = None, *, workers: int = 1,
                 progress: Callable[[str], None] | None = to_stdout) -> LimitResult:
     """Observed and expected CLs upper limits on the workspace's POI: a root search
-    (``cabinetry.fit.limit``) or, when ``limit_cfg`` has ``scan``, a grid. ``progress``
-    receives a line at most every 10 s and at the end (``Limit: 12/~32 hypothesis tests
-    ..., about 10.0 s left``); ``None``: silent (the module's example shows a call)."""
+    (:func:`root_limits`) or, when ``limit_cfg`` has ``scan``, a grid (:func:`grid_limits`),
+    spread over ``workers`` processes; the same result for any number of them. ``progress``
+    receives a line at most every 10 s and at the end; ``None``: silent (the module's
+    example shows a call)."""
     import cabinetry
+    import pyhf
 
     t0 = time.time()
     model, data = cabinetry.model_utils.model_and_data(dict(workspace))
     cl = float(limit_cfg.get("cl", 0.95))
-    if "scan" in limit_cfg:
-        result = _grid_limit(model, data, limit_cfg["scan"], cl, fit_cfg, progress)
-    else:
-        result = _root_limit(model, data, limit_cfg, cl, fit_cfg, progress)
+    settings = {k: v for k, v in minimiser_settings(fit_cfg).items() if v is not None}
+    with _uncaptured(progress) as report, guarded_minimisation("the limit scan"):
+        pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0, **settings))
+        curve = cls_search.prepare(model, data)
+        if "scan" in limit_cfg:
+            result = grid_limits(curve, limit_cfg["scan"], cl, workers=workers, report=report)
+        else:
+            result = root_limits(curve, limit_cfg, cl, workers=workers, report=report)
     result.seconds = round(time.time() - t0, 3)
     return result
 
 
-def _root_limit(model, data, limit_cfg: Mapping, cl: float, fit_cfg: Mapping | None, progress) -> LimitResult:
-    import cabinetry
-    import pyhf
+def root_limits(curve: cls_search.Curve, limit_cfg: Mapping, cl: float, *, workers: int = 1,
+                report: Callable[[str], None] | None = None) -> LimitResult:
+    """The six limits by the secant method, all at once: each round tests, in parallel, the
+    current estimate of every limit not yet found (two fits each, every test giving all six
+    CLs values), and moves each estimate along the line through the two tested points
+    nearest to it, in z = Phi^-1(CLs) (nearly linear in the POI). The first estimates are
+    Wald's (:func:`~analysis.stats.cls_search.wald_estimates`, from one Asimov test); a
+    limit is found when its next step is shorter than ``limit.tolerance`` (default 0.001).
+    The search stays within ``limit.bracket``."""
+    low, high = (float(x) for x in limit_cfg.get("bracket") or (0.1, curve.bounds[_poi(curve)][1]))
+    tolerance = float(limit_cfg.get("tolerance", TOLERANCE))
+    estimates = _first_estimates(curve, math.sqrt(low * high), cl)
+    counter = Progress(LIMITS, report, label="Limit", unit="limits", every=PROGRESS_EVERY)
+    points: dict[float, tuple[float, list[float]]] = {}
+    found: dict[int, float] = {}
+    for _ in range(ROUNDS):
+        todo = _new_points(points, [min(max(estimates[i], low), high) for i in range(LIMITS) if i not in found],
+                           tolerance)
+        if not todo:                          # an estimate stuck at the bracket's end: the crossing is beyond
+            for which in set(range(LIMITS)) - set(found):
+                _within(estimates[which], low, high, which)
+        for mu, values in _spread(_point, [(mu,) for mu in todo], curve, workers):
+            points[mu] = values
+        for which in range(LIMITS):
+            if which in found:
+                continue
+            estimates[which], step = _secant(points, which, estimates[which], cl)
+            if abs(step) < tolerance:
+                found[which] = _within(estimates[which], low, high, which)
+                counter.tick()
+        if len(found) == LIMITS:
+            break
+    else:
+        missing = ", ".join(cls_search.LIMITS[i] for i in range(LIMITS) if i not in found)
+        raise FitError(f"the limit search did not converge in {ROUNDS} rounds ({missing}): check limit.bracket")
+    return LimitResult(poi=curve.model.config.poi_name, cl=cl, observed=found[0],
+                       expected=[found[i] for i in range(1, LIMITS)], scan=_scan(points))
 
-    bracket, tolerance = limit_cfg.get("bracket"), float(limit_cfg.get("tolerance", 0.01))
-    low, high = bracket or (0.1, model.config.suggested_bounds()[model.config.poi_index][1])   # cabinetry's default
-    width = float(high) - float(low)
-    with _uncaptured(progress) as report:
-        counter = Progress(root_search_tests(width, tolerance), report, label="Limit", unit="hypothesis tests",
-                           every=PROGRESS_EVERY, estimated=True)
-        with guarded_minimisation("the limit scan"), _counted(pyhf.infer, counter):
-            try:
-                result = cabinetry.fit.limit(model, data, bracket=bracket, confidence_level=cl,
-                                             poi_tolerance=tolerance, **minimiser_settings(fit_cfg))
-            except ValueError as err:        # no sign change in the bracket
-                raise FitError(f"no CLs = {1 - cl:.2f} crossing found: {err} (widen limit.bracket)") from err
-        counter.finish()
-    scan = {"poi_values": [float(x) for x in result.poi_values],
-            "observed_CLs": [float(x) for x in result.observed_CLs],
-            "expected_CLs": [[float(x) for x in row] for row in result.expected_CLs]}
-    return LimitResult(poi=model.config.poi_name, cl=cl, observed=float(result.observed_limit),
-                       expected=[float(x) for x in result.expected_limit], scan=scan)
+
+def _first_estimates(curve: cls_search.Curve, probe: float, cl: float) -> list[float]:
+    """Wald's estimates of the six limits from an Asimov test at ``probe``, and again from
+    one at the expected limit so found when that is more than 20 % away (the approximation
+    holds best near its probe)."""
+    def estimates_at(mu: float) -> list[float]:
+        return cls_search.wald_estimates(curve, mu, math.sqrt(cls_search.qtilde(curve, mu, asimov=True)), cl)
+
+    estimates = estimates_at(probe)
+    median = estimates[3]
+    return estimates_at(_rounded(median)) if abs(median / probe - 1) > 0.2 else estimates
 
 
-def root_search_tests(width: float, tolerance: float) -> int:
-    """An estimate of the hypothesis tests of a root search over a bracket ``width`` wide, to
-    ``tolerance``: the bracket's two ends, then per limit half the steps bisection would
-    need (Brent's method converges faster, and the later limits start from narrower
-    brackets: small workspaces took 22 to 40 tests where this says 20 to 50).
-
-    >>> root_search_tests(4.9, 0.01)
-    32
-    """
-    bisections = math.ceil(math.log2(max(abs(width), tolerance) / tolerance))
-    return 2 + LIMITS * max(1, math.ceil(bisections / 2))
+def _new_points(points: Mapping[float, Any], estimates: list[float], tolerance: float) -> list[float]:
+    """The estimates worth a test: not within half the tolerance of a tested point or of
+    one another."""
+    todo: list[float] = []
+    for mu in sorted(_rounded(x) for x in estimates):
+        if all(abs(mu - other) >= tolerance / 2 for other in (*points, *todo)):
+            todo.append(mu)
+    return todo
 
 
-@contextmanager
-def _counted(module: Any, counter: Progress) -> Iterator[None]:
-    """``module.hypotest`` (where the limit search finds pyhf's) ticks ``counter`` once per
-    hypothesis test while inside; restored on the way out."""
-    original = module.hypotest
+def _secant(points: Mapping[float, tuple[float, list[float]]], which: int, estimate: float,
+            cl: float) -> tuple[float, float]:
+    """The next estimate of limit ``which`` and the step to it: where the line through the
+    two tested points nearest to ``estimate`` crosses z = Phi^-1(1 - CL)."""
+    nearest = sorted(points, key=lambda mu: (abs(mu - estimate), mu))[:2]
+    if len(nearest) < 2:
+        return estimate, math.inf
+    (a, za), (b, zb) = ((mu, _z(points[mu], which) - _z_target(cl)) for mu in nearest)
+    if za == zb:
+        return estimate, math.inf
+    root = math.exp(math.log(b) - zb * (math.log(b) - math.log(a)) / (zb - za))     # in log mu: straighter
+    root = min(max(root, nearest[1] / 4, estimate / 4), 4 * max(nearest[1], estimate))     # one step at most x4
+    return root, root - min(nearest, key=lambda mu: abs(mu - root))
 
-    def hypotest(*args, **kwargs):
-        outcome = original(*args, **kwargs)
+
+def _z(values: tuple[float, list[float]], which: int) -> float:
+    from scipy.stats import norm
+
+    cls = values[0] if which == 0 else values[1][which - 1]
+    return float(norm.ppf(min(max(cls, 1e-300), 1.0 - 1e-16)))
+
+
+def _z_target(cl: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(1.0 - cl))
+
+
+def _rounded(mu: float) -> float:
+    """A POI value to test, to 12 significant digits (the same on every machine and worker)."""
+    return float(f"{mu:.12g}")
+
+
+def _within(root: float, low: float, high: float, which: int) -> float:
+    if not low <= root <= high:
+        edge = "below" if root < low else "above"
+        raise FitError(f"the {cls_search.LIMITS[which]} limit lies {edge} limit.bracket [{low}, {high}] "
+                       f"(CLs does not cross 1 - CL inside it): widen it")
+    return root
+
+
+def grid_limits(curve: cls_search.Curve, scan: Mapping, cl: float, *, workers: int = 1,
+                report: Callable[[str], None] | None = None) -> LimitResult:
+    """CLs at every point of ``limit.scan`` and the limits where it crosses 1 - CL, linearly
+    interpolated (as ``pyhf.infer.intervals.upper_limits.upper_limit`` does)."""
+    import numpy as np
+
+    grid = [float(x) for x in np.linspace(float(scan["low"]), float(scan["high"]), int(scan["points"]))]
+    counter = Progress(len(grid), report, label="Limit", unit="hypothesis tests", every=PROGRESS_EVERY)
+    points = {}
+    for mu, values in _spread(_point, [(mu,) for mu in grid], curve, workers):
+        points[mu] = values
         counter.tick()
-        return outcome
+    scan_out = _scan(points)
+    curves = [scan_out["observed_CLs"]] + [list(row) for row in zip(*scan_out["expected_CLs"])]
+    limits = [float(np.interp(1 - cl, values[::-1], grid[::-1])) for values in curves]
+    if any(limit >= grid[-1] for limit in limits):
+        raise FitError(f"a limit reaches the end of limit.scan ({grid[-1]}): raise limit.scan.high")
+    return LimitResult(poi=curve.model.config.poi_name, cl=cl, observed=limits[0], expected=limits[1:],
+                       scan=scan_out)
 
-    module.hypotest = hypotest
-    try:
-        yield
-    finally:
-        module.hypotest = original
+
+def _point(mu: float) -> tuple[float, tuple[float, list[float]]]:
+    return mu, cls_search.cls_at(_CONTEXT["curve"], mu)
+
+
+def _scan(points: Mapping[float, tuple[float, list[float]]]) -> dict:
+    """The tested points in increasing POI order, as LimitResult.scan holds them."""
+    order = sorted(points)
+    return {"poi_values": order, "observed_CLs": [points[mu][0] for mu in order],
+            "expected_CLs": [list(points[mu][1]) for mu in order]}
+
+
+def _spread(job: Callable, jobs: list[tuple], curve: cls_search.Curve, workers: int) -> Iterator:
+    """``job(*args)`` for every entry of ``jobs``, here or in ``workers`` forked processes
+    (which inherit the curve, the model and pyhf's backend); in the order they finish."""
+    _CONTEXT["curve"] = curve
+    if workers <= 1 or len(jobs) < 2 or multiprocessing.current_process().daemon:
+        for args in jobs:
+            yield job(*args)
+        return
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+        futures = [pool.submit(job, *args) for args in jobs]
+        for future in concurrent.futures.as_completed(futures):
+            yield future.result()
+
+
+def _poi(curve: cls_search.Curve) -> int:
+    return curve.model.config.poi_index
 
 
 @contextmanager
@@ -225,30 +338,6 @@ def _uncaptured(report: Callable[[str], None] | None) -> Iterator[Callable[[str]
         yield say
     finally:
         os.close(outside)
-
-
-def _grid_limit(model, data, scan: Mapping, cl: float, fit_cfg: Mapping | None, progress) -> LimitResult:
-    import numpy as np
-    import pyhf
-    from pyhf.infer.intervals import upper_limits
-
-    settings = {k: v for k, v in minimiser_settings(fit_cfg).items() if v is not None}
-    grid = np.linspace(float(scan["low"]), float(scan["high"]), int(scan["points"]))
-    with _uncaptured(progress) as report:
-        counter = Progress(len(grid), report, label="Limit", unit="hypothesis tests", every=PROGRESS_EVERY)
-        with guarded_minimisation("the limit scan"), _counted(upper_limits, counter):
-            pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0, **settings))
-            observed, expected, (_, results) = upper_limits.upper_limit(
-                data, model, scan=grid, level=1 - cl, return_results=True)
-        counter.finish()
-    edge = [float(x) for x in (observed, *expected) if float(x) >= grid[-1]]
-    if edge:
-        raise FitError(f"a limit reaches the end of limit.scan ({grid[-1]}): raise limit.scan.high")
-    scan_out = {"poi_values": [float(x) for x in grid],
-                "observed_CLs": [float(obs) for obs, _ in results],
-                "expected_CLs": [[float(x) for x in exp] for _, exp in results]}
-    return LimitResult(poi=model.config.poi_name, cl=cl, observed=float(observed),
-                       expected=[float(x) for x in expected], scan=scan_out)
 
 
 def to_cabinetry(result: LimitResult) -> Any:
