@@ -68,10 +68,9 @@ def dataset_chunks(task: HeirloomTask, dataset: str) -> list:
     cfg = task.cfg
     size = int(cfg.section("skim", "chunk_size", default=ds.DEFAULT_CHUNK))
     if ds.is_generated(cfg, dataset):
-        entries = [ds.generated_entries(ds.generator_spec(cfg, dataset))]
-    else:
-        entries = [identify(cfg, dataset, path).entries for path in ds.input_files(cfg, dataset)]
-    return ds.chunks(entries, size)
+        return ds.chunks([ds.generated_entries(ds.generator_spec(cfg, dataset))], size)
+    files = [identify(cfg, dataset, path) for path in ds.input_files(cfg, dataset)]
+    return ds.chunks([f.entries for f in files], size, [f.clusters for f in files])   # basket-aligned
 
 
 def dataset_branches(task: HeirloomTask, dataset: str) -> tuple:

@@ -119,24 +119,118 @@ def generator_spec(cfg: AnalysisConfig, dataset: str) -> dict:
 def generated_entries(spec: dict) -> int:
     """Entries of the file a generator spec produces (known before generating it)."""
     if "mixture" in spec:
-        from analysis.io.demo_streams import mixture_counts
-
         expected = {v["process"]: v["expected"] for v in spec["mixture"].values()}
-        return int(sum(mixture_counts(expected, spec["seed"]).values()))
+        return pseudo_data_entries(expected, spec["seed"])
     return int(spec["events"])
 
 
-def chunks(entries_per_file: list, chunk_size: int) -> list:
+def pseudo_data_entries(expected: dict, seed: int) -> int:
+    """Events of generated pseudo-data: the sum of its seeded Poisson draws (numpy). The
+    answer is kept in the user's cache (``pseudo_data.json``) under everything it depends
+    on, the expectations, the seed, the drawing code and numpy's version, so that a no-op
+    run, which plans the Skims of the pseudo-data, imports no numpy.
+
+    >>> pseudo_data_entries({"ttbar": 1000.0}, 1) == pseudo_data_entries({"ttbar": 1000.0}, 1)
+    True
+    """
+    import hashlib
+    import json
+
+    from analysis.store.user_cache import cache_file
+
+    key = hashlib.sha256(json.dumps([expected, seed, _drawing_code()], sort_keys=True).encode()).hexdigest()[:32]
+    path = cache_file("pseudo_data.json")
+    known = _read_json(path)
+    if isinstance(known.get(key), int):
+        return known[key]
+    from analysis.io.demo_streams import mixture_counts
+
+    entries = int(sum(mixture_counts(expected, seed).values()))
+    if path is not None:
+        _write_json(path, {**known, key: entries})
+    return entries
+
+
+@functools.lru_cache(maxsize=1)
+def _drawing_code() -> str:
+    """A digest of what the Poisson draws depend on: demo_streams.py and numpy's version file."""
+    import hashlib
+    import importlib.util
+
+    numpy = importlib.util.find_spec("numpy")
+    files = [Path(__file__).with_name("demo_streams.py"),
+             Path(numpy.origin).with_name("version.py") if numpy and numpy.origin else None]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.read_bytes() if file is not None and file.is_file() else b"-")
+    return digest.hexdigest()
+
+
+def _read_json(path: Path | None) -> dict:
+    import json
+
+    try:
+        data = json.loads(path.read_text()) if path is not None else {}
+    except (OSError, ValueError):
+        return {}                                   # losing the cache costs only time
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    import json
+    import os
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(data, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass                                        # a read-only home: computed again next time
+
+
+def chunks(entries_per_file: list, chunk_size: int, clusters_per_file: list | None = None) -> list:
     """Split files into chunks of at most ``chunk_size`` entries.
 
     >>> [(c.file_index, c.start, c.stop) for c in chunks([250, 100], 100)]
     [(0, 0, 100), (0, 100, 200), (0, 200, 250), (1, 0, 100)]
+
+    With a file's cluster boundaries (the entries where every branch starts a new basket,
+    ``FileIdentity.clusters``) each chunk ends on one, so that no basket is read and
+    decompressed by two chunks: the last boundary within ``chunk_size`` of the chunk's
+    start, else the next one (a cluster longer than the chunk size is one chunk, up to
+    4 x ``chunk_size``; a longer one is cut into chunks of ``chunk_size`` until what is
+    left of it fits):
+
+    >>> [(c.start, c.stop) for c in chunks([1000], 100, [[0, 200, 400, 470, 530, 1000]])]
+    [(0, 200), (200, 400), (400, 470), (470, 530), (530, 630), (630, 1000)]
     """
     out: list[Chunk] = []
     for file_index, entries in enumerate(entries_per_file):
-        for start in range(0, max(entries, 1), chunk_size):
-            out.append(Chunk(len(out), file_index, start, min(start + chunk_size, entries)))
+        clusters = clusters_per_file[file_index] if clusters_per_file else ()
+        for start, stop in _aligned(entries, chunk_size, clusters):
+            out.append(Chunk(len(out), file_index, start, stop))
     return out
+
+
+def _aligned(entries: int, size: int, clusters) -> list[tuple[int, int]]:
+    """[start, stop) ranges of one file's chunks (see :func:`chunks`)."""
+    import bisect
+
+    if not clusters:
+        return [(start, min(start + size, entries)) for start in range(0, max(entries, 1), size)]
+    bounds = sorted({int(b) for b in clusters if 0 < b < entries} | {entries})
+    ranges, start = [], 0
+    while start < entries:
+        last = bisect.bisect_right(bounds, start + size) - 1           # the last boundary within reach
+        if last >= 0 and bounds[last] > start:
+            stop = bounds[last]
+        else:
+            following = bounds[bisect.bisect_right(bounds, start)]
+            stop = following if following - start <= 4 * size else start + size
+        ranges.append((start, stop))
+        start = stop
+    return ranges or [(0, 0)]
 
 
 def identify(cfg: AnalysisConfig, dataset: str, path: str, manifest: Manifest) -> FileIdentity:

@@ -2,7 +2,9 @@
 
 Task planning needs to know how many events a generated dataset will hold (the
 Poisson-drawn pseudo-data included) before generating it; this module answers that
-with numpy alone, so a no-op rerun never imports awkward.
+with numpy alone (imported on first use, :mod:`analysis.lazy`), so a no-op rerun never
+imports awkward, nor numpy once the pseudo-data's size is known
+(:func:`analysis.io.datasets.pseudo_data_entries`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import zlib
 from typing import Mapping
 
-import numpy as np
+from analysis.lazy import np
 
 ALIASES = {"ttbar__nominal": "ttbar"}
 MIXTURE_TAG = 0x6D6978       # separates the Poisson draws of a mixture from MC streams

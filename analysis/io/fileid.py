@@ -53,6 +53,7 @@ class FileIdentity:
     branches: tuple     # top-level branch names, NanoAOD-style (for checking config expressions)
     format: str = "root"  # "root" or "parquet" (not part of the key)
     trusted: tuple = ()   # remote: sorted (field, value) pairs the server vouches for, or the declared version
+    clusters: tuple = ()  # entries where every branch starts a new basket (row groups), 0 and the end included
 
     def key(self) -> dict:
         """The part that goes into content addresses: the content, nothing else. For a
@@ -104,15 +105,16 @@ def _stamp(stat: os.stat_result) -> dict:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns, "inode": stat.st_ino}
 
 
-def _read_root(path: str, tree: str) -> tuple[int, tuple]:
+def _read_root(path: str, tree: str) -> tuple[int, tuple, tuple]:
     import uproot
 
-    def read() -> tuple[int, tuple]:
+    def read() -> tuple[int, tuple, tuple]:
         with uproot.open(path) as handle:
             if tree not in handle:
                 raise InputFileError(path, f"no tree '{tree}' in the file (has: {', '.join(handle.keys()[:8])})")
             events = handle[tree]
-            return int(events.num_entries), tuple(events.keys(recursive=False))
+            clusters = tuple(int(x) for x in events.common_entry_offsets())
+            return int(events.num_entries), tuple(events.keys(recursive=False)), clusters
 
     return reading(path, "reading the tree", read)
 
@@ -204,10 +206,12 @@ def parquet_columns(schema: Any) -> dict:
 COUNT = "#count"
 
 
-def _read_parquet(path: str) -> tuple[int, tuple]:
-    def read() -> tuple[int, tuple]:
+def _read_parquet(path: str) -> tuple[int, tuple, tuple]:
+    def read() -> tuple[int, tuple, tuple]:
         with open_parquet(path) as meta:
-            return int(meta.metadata.num_rows), tuple(parquet_columns(meta.schema_arrow))
+            sizes = [meta.metadata.row_group(i).num_rows for i in range(meta.num_row_groups)]
+            edges = tuple(int(sum(sizes[:i])) for i in range(len(sizes) + 1))
+            return int(meta.metadata.num_rows), tuple(parquet_columns(meta.schema_arrow)), edges
 
     return reading(path, "reading the parquet footer", read)
 
@@ -235,12 +239,12 @@ def open_parquet(path: str) -> Iterator[Any]:
 NO_CHECKSUM = "the server gives no checksum of this file"
 
 
-def _read_entries(path: str, tree: str, fmt: str) -> tuple[int, tuple]:
+def _read_entries(path: str, tree: str, fmt: str) -> tuple[int, tuple, tuple]:
     return _read_parquet(path) if fmt == "parquet" else _read_root(path, tree)
 
 
 #: bumped when what is recorded of a format changes (cached entries of another version are redone)
-_VERSION = {"root": 3, "parquet": 3}
+_VERSION = {"root": 4, "parquet": 4}
 
 
 class Manifest:
@@ -294,9 +298,11 @@ class Manifest:
         if not rehash and cached and cached.get("stamp") == _stamp(stat) \
                 and cached.get("format") == fmt and cached.get("version") == _VERSION[fmt]:
             fields = {k: v for k, v in cached.items() if k not in ("stamp", "version")}
-            return FileIdentity(**fields | {"branches": tuple(cached["branches"])})
-        entries, branches = _read_entries(full, tree, fmt)
-        ident = FileIdentity(full, Path(full).name, stat.st_size, file_digest(full), entries, branches, fmt)
+            return FileIdentity(**fields | {"branches": tuple(cached["branches"]),
+                                            "clusters": tuple(cached.get("clusters", ()))})
+        entries, branches, clusters = _read_entries(full, tree, fmt)
+        ident = FileIdentity(full, Path(full).name, stat.st_size, file_digest(full), entries, branches, fmt,
+                             clusters=clusters)
         self._load()[cache_key] = {k: v for k, v in asdict(ident).items() if k != "trusted"} | {
             "stamp": _stamp(stat), "branches": list(branches), "version": _VERSION[fmt]}
         self._dirty = True
@@ -335,16 +341,17 @@ class Manifest:
                 and cached.get("version") == _VERSION.get(cached.get("format", "")) and declared in (None, version):
             fields = {k: v for k, v in cached.items() if k not in ("stamp", "version")}
             ident = FileIdentity(**fields | {"branches": tuple(cached["branches"]),
-                                             "trusted": tuple(sorted(cached["trusted"].items()))})
+                                             "trusted": tuple(sorted(cached["trusted"].items())),
+                                             "clusters": tuple(cached.get("clusters", ()))})
         else:
             trusted = remote.checksum(url, found) or (
                 {"declared_version": version, "url": url} if version is not None else {})
             if not trusted:
                 raise InputFileError(url, NO_CHECKSUM)
             fmt = named or file_format(url)
-            entries, branches = _read_entries(url, tree, fmt)
+            entries, branches, clusters = _read_entries(url, tree, fmt)
             ident = FileIdentity(url, remote.file_name(url), found.size, "", entries, branches, fmt,
-                                 tuple(sorted(trusted.items())))
+                                 tuple(sorted(trusted.items())), clusters)
             self._load()[cache_key] = asdict(ident) | {"trusted": trusted, "stamp": found.stamp,
                                                        "branches": list(branches), "version": _VERSION[fmt]}
             self._dirty = True
