@@ -315,7 +315,16 @@ class ProgressWorker(luigi.worker.Worker):
             return super().run()
         finally:
             self.heirloom.end()
+            _end_run_pools()
             self.heirloom.close_log()
+
+
+def _end_run_pools() -> None:
+    """The run's process pool (``--executor futures``) ends with the run: its workers hold
+    the log's pipe open, and nothing of theirs is needed after it."""
+    executors = sys.modules.get("analysis.select.executors")
+    if executors is not None:
+        executors.shutdown_run_pools()
 
 
 def debugging() -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 from analysis.select.dask_cluster import ClusterSpec, close_clusters, dask_client
 
 EXECUTORS = ("iterative", "futures", "dask")
-__all__ = ["EXECUTORS", "ClusterSpec", "dask_client", "forked_pool", "make_executor"]
+__all__ = ["EXECUTORS", "ClusterSpec", "dask_client", "forked_pool", "make_executor", "run_pool"]
 
 
 def forked_pool(max_workers: int) -> ProcessPoolExecutor:
@@ -25,6 +25,46 @@ def forked_pool(max_workers: int) -> ProcessPoolExecutor:
     import multiprocessing
 
     return ProcessPoolExecutor(max_workers=max_workers, mp_context=multiprocessing.get_context("fork"))
+
+
+#: the pools of this process, by size: forked once, used by every task of the run
+_POOLS: dict[int, tuple[int, ProcessPoolExecutor]] = {}
+
+
+def run_pool(workers: int) -> ProcessPoolExecutor:
+    """The process pool of this run: forked at the first task that needs it and reused by
+    every later one, so its workers pay their warm-up (imports, correction sets, plugins,
+    coffea's first chunk) once per run, not once per task; shut down at the end of the
+    run (:func:`shutdown_run_pools`) or when the process exits. A forked task process (luigi's ``--workers N``), which ends with ``os._exit``,
+    gets a pool of its own per call instead (:func:`forked_pool`): workers it left behind
+    would outlive it.
+
+    >>> run_pool(2) is run_pool(2)
+    True
+    """
+    import atexit
+    import multiprocessing
+    import os
+
+    if multiprocessing.parent_process() is not None:
+        return forked_pool(workers)
+    owner, pool = _POOLS.get(workers, (0, None))
+    if pool is None or owner != os.getpid() or getattr(pool, "_broken", False):
+        pool = forked_pool(workers)
+        if not _POOLS:
+            atexit.register(shutdown_run_pools)
+        _POOLS[workers] = (os.getpid(), pool)
+    return pool
+
+
+def shutdown_run_pools() -> None:
+    """End the pools of :func:`run_pool` (law run does at the end of a run)."""
+    import os
+
+    for owner, pool in _POOLS.values():
+        if owner == os.getpid():
+            pool.shutdown(wait=True, cancel_futures=True)
+    _POOLS.clear()
 
 
 def _close_clusters() -> None:
@@ -41,7 +81,7 @@ def make_executor(name: str, workers: int = 1, scheduler: str | None = None,
     :func:`analysis.select.processor.run_selection` retries only transient errors.
 
     >>> executor = make_executor("futures", workers=2)
-    >>> type(executor).__name__, executor.workers, executor.pool is forked_pool, executor.retries
+    >>> type(executor).__name__, executor.workers, executor.pool is run_pool(2), executor.retries
     ('FuturesExecutor', 2, True, 0)
     """
     from coffea import processor
@@ -51,7 +91,8 @@ def make_executor(name: str, workers: int = 1, scheduler: str | None = None,
     if name == "iterative":
         return processor.IterativeExecutor(status=progress, retries=0)
     if name == "futures":
-        return processor.FuturesExecutor(workers=max(1, workers), pool=forked_pool, status=progress, retries=0)
+        return processor.FuturesExecutor(workers=max(1, workers), pool=run_pool(max(1, workers)), status=progress,
+                                         retries=0)
     if name == "dask":
         client = dask_client(max(1, workers), scheduler, cluster)
         if resources is None:
