@@ -10,6 +10,7 @@
      +-- StoreError            the store does not hold what it should
      +-- FitError              a fit or limit found no valid minimum
      +-- LayoutError           histograms do not fit a requested output layout
+     +-- MemoryBudgetError     a memory budget cannot hold the smallest chunk
 
 >>> issubclass(InputFileError, HeirloomError), str(InputFileError("a.root", "truncated"))
 (True, 'cannot read input file a.root: truncated')
@@ -93,3 +94,7 @@ class FitError(HeirloomError, RuntimeError):
 
 class LayoutError(HeirloomError, ValueError):
     """Histograms that do not fit a requested output layout (e.g. the AGC's)."""
+
+
+class MemoryBudgetError(HeirloomError, ValueError):
+    """A memory budget (``select.memory_mb``) that cannot hold the smallest chunk."""

@@ -93,17 +93,18 @@ class Select(HeirloomTask):
         t0 = time.time()
         n_pre = sum(st["events_out"] for st in stats)
         where: dict = {}
+        chunk_size = self._chunk_size(files)
         if files:
             executor = self._executor()
             try:
-                output = run_selection(files, plan, executor, tree=SKIM_TREE,
-                                       chunksize=int(cfg.section("select", "chunk_size", default=200_000)))
+                output = run_selection(files, plan, executor, tree=SKIM_TREE, chunksize=chunk_size)
                 where = self._where(executor)
             finally:
                 close_forked_clusters()
         else:
             output = {"chunks": {}, "cutflow_events": {}, "cutflow_weights": {}, "events": 0}
         seconds = time.time() - t0
+        memory = self._memory(output.get("peak_mb", {}), chunk_size)
         rows = write_selected(output["chunks"], plan, outdir / "selected.parquet")
         cutflow = {
             "dataset": self.dataset,
@@ -116,7 +117,40 @@ class Select(HeirloomTask):
         print(f"Select[{self.dataset}]: {n_pre} events in {seconds:.1f} s "
               f"({n_pre / max(seconds, 1e-6) / 1e3:.1f} kHz, executor={execution().executor}, "
               f"workers={pool_size()}), {rows} rows written", flush=True)
-        return {"events": n_pre, "events_generated": cutflow["events"]["all"], **where}
+        return {"events": n_pre, "events_generated": cutflow["events"]["all"], **memory, **where}
+
+    def _chunk_size(self, files: list) -> int:
+        """Events per chunk: ``select.chunk_size``, or fewer when ``select.memory_mb`` asks
+        (:mod:`analysis.select.memory`)."""
+        from analysis.select import memory
+
+        cfg = self.cfg
+        largest = int(cfg.section("select", "chunk_size", default=200_000))
+        budget = cfg.section("select", "memory_mb", default=None)
+        if not budget or not files:
+            return largest
+        try:
+            size = memory.chunk_for_budget(budget, memory.held_mb(), memory.bytes_per_event(files), largest)
+        except memory.MemoryBudgetError as err:
+            raise cfg.error(f"{err}: raise it", "select", "memory_mb") from None
+        if size < largest:
+            print(f"Select[{self.dataset}]: chunks of {size} events to stay within select.memory_mb = {budget}",
+                  flush=True)
+        return size
+
+    def _memory(self, chunk_peaks: dict, chunk_size: int) -> dict:
+        """Provenance of memory: the largest resident memory of any process that ran the
+        loop, and the chunk size; a line when that passed ``select.memory_mb``."""
+        from analysis.select.memory import peak_mb
+
+        peak = max([peak_mb(), *chunk_peaks.values()])
+        budget = self.cfg.section("select", "memory_mb", default=None)
+        if budget and peak > budget:
+            print(f"Select[{self.dataset}]: peak memory {peak:.0f} MB passed select.memory_mb = {budget} "
+                  f"(chunks of {chunk_size} events; a process's peak includes what it held before the loop): "
+                  "set a smaller select.chunk_size, or a larger budget where the workers have the memory",
+                  flush=True)
+        return {"peak_memory_mb": round(peak), "chunk_size": chunk_size}
 
     def _executor(self):
         """The coffea executor; on Dask with a ``device: cuda`` model, one that routes the chunks."""

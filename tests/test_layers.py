@@ -67,12 +67,13 @@ def test_every_heirloom_error_shares_one_base():
     from tasks.export.step import StepError
 
     for cls in (errors.ConfigError, errors.ExpressionError, errors.InputError, errors.InputFileError,
-                errors.StoreError, errors.FitError, errors.PluginError, AGCLayoutError, ExternalHistogramError, PointError,
+                errors.StoreError, errors.FitError, errors.PluginError, errors.MemoryBudgetError, AGCLayoutError,
+                ExternalHistogramError, PointError,
                 LikelihoodError, StepError):
         assert issubclass(cls, errors.HeirloomError), cls
     defined = [node.name for path in _sources() for node in ast.walk(ast.parse(path.read_text()))
                if isinstance(node, ast.ClassDef) and node.name.endswith("Error")]
     known = {"ConfigError", "ExpressionError", "InputError", "InputFileError", "StoreError", "FitError", "PluginError",
-             "LayoutError", "HeirloomError", "AGCLayoutError", "ExternalHistogramError", "PointError",
-             "LikelihoodError", "StepError"}
+             "LayoutError", "MemoryBudgetError", "HeirloomError", "AGCLayoutError", "ExternalHistogramError",
+             "PointError", "LikelihoodError", "StepError"}
     assert set(defined) <= known, f"an exception outside the hierarchy: {sorted(set(defined) - known)}"

@@ -228,7 +228,9 @@ SCHEMA = _obj({
     "regions": {"type": "object", "minProperties": 1, "additionalProperties": REGION},
     "observables": {"type": "object", "additionalProperties": OBSERVABLE},
     "systematics": {"type": "object", "additionalProperties": SYSTEMATIC},
-    "select": _obj({"chunk_size": _CHUNK_SIZE}),
+    "select": _obj({"chunk_size": _CHUNK_SIZE,
+                    "memory_mb": {"type": "integer", "minimum": 100, "maximum": 10_000_000,
+                                  "description": "memory budget per worker process: sets the chunk size"}}),
     "models": {"type": "object", "additionalProperties": ML_MODEL},    # ONNX inference in Select
     "histogram": HISTOGRAM,     # device: cpu|cuda (result-neutral: never in a key)
     "model": MODEL,

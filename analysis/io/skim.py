@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from analysis.io.columns import group_collections
 from analysis.io.fileid import COUNT, InputFileError, open_parquet, parquet_columns, reading
@@ -133,11 +134,14 @@ def content_digest(arrays: dict) -> str:
     return digest.hexdigest()
 
 
-def write_tree(path: Path, arrays: dict, tree: str = SKIM_TREE) -> None:
+def write_tree(path: Path, arrays: dict, tree: str = SKIM_TREE, compression: Any = None) -> None:
     """Write flat NanoAOD branches as a TTree (``mktree`` + ``extend``, never an RNTuple).
 
     Collections with a counter (``nJet`` + ``Jet_*``) are written as jagged records so the
     counter is regenerated; the file is written under a temporary name then renamed.
+    ``compression``: an uproot compression (default LZ4 level 1: of the compressions,
+    benchmarks/skim_compression.py measured it the fastest to write and to read back, for
+    files 1.37 times ZSTD's; none at all is faster still, for files 1.3 times larger).
     """
     import awkward as ak
     import uproot
@@ -155,7 +159,7 @@ def write_tree(path: Path, arrays: dict, tree: str = SKIM_TREE) -> None:
     for prefix, fields in jagged.items():
         grouped[prefix] = ak.zip(fields)
     # LZ4 decompresses several times faster than uproot's default zlib; skims are read often
-    with recreate(path, content_digest(grouped), compression=uproot.LZ4(1)) as handle:
+    with recreate(path, content_digest(grouped), compression=compression or uproot.LZ4(1)) as handle:
         types = {name: array.type.content if hasattr(array, "type") else array.dtype
                  for name, array in grouped.items()}
         out = handle.mktree(tree, types, counter_name=lambda counted: "n" + counted,

@@ -35,19 +35,16 @@ def run_pool(workers: int) -> ProcessPoolExecutor:
     """The process pool of this run: forked at the first task that needs it and reused by
     every later one, so its workers pay their warm-up (imports, correction sets, plugins,
     coffea's first chunk) once per run, not once per task; shut down at the end of the
-    run (:func:`shutdown_run_pools`) or when the process exits. A forked task process (luigi's ``--workers N``), which ends with ``os._exit``,
-    gets a pool of its own per call instead (:func:`forked_pool`): workers it left behind
-    would outlive it.
+    run (:func:`shutdown_run_pools`) or when the process exits. Only for the main
+    process: a task process that luigi forked (``--workers N``) ends with ``os._exit``, and
+    workers it left behind would outlive it (:func:`make_executor` gives it a pool per call).
 
     >>> run_pool(2) is run_pool(2)
     True
     """
     import atexit
-    import multiprocessing
     import os
 
-    if multiprocessing.parent_process() is not None:
-        return forked_pool(workers)
     owner, pool = _POOLS.get(workers, (0, None))
     if pool is None or owner != os.getpid() or getattr(pool, "_broken", False):
         pool = forked_pool(workers)
@@ -91,8 +88,11 @@ def make_executor(name: str, workers: int = 1, scheduler: str | None = None,
     if name == "iterative":
         return processor.IterativeExecutor(status=progress, retries=0)
     if name == "futures":
-        return processor.FuturesExecutor(workers=max(1, workers), pool=run_pool(max(1, workers)), status=progress,
-                                         retries=0)
+        import multiprocessing
+
+        forked_task = multiprocessing.parent_process() is not None         # luigi's --workers N: a pool per call
+        pool = forked_pool if forked_task else run_pool(max(1, workers))
+        return processor.FuturesExecutor(workers=max(1, workers), pool=pool, status=progress, retries=0)
     if name == "dask":
         client = dask_client(max(1, workers), scheduler, cluster)
         if resources is None:

@@ -8,6 +8,7 @@ from coffea import processor
 from coffea.nanoevents import NanoAODSchema
 
 from analysis.errors import HeirloomError, InputFileError
+from analysis.select.memory import peak_mb
 from analysis.select.selection import SelectionPlan, select_events
 from analysis.names import group_key
 
@@ -31,6 +32,7 @@ class SelectProcessor(processor.ProcessorABC):
             "cutflow_events": dict(result.cutflow_events),
             "cutflow_weights": dict(result.cutflow_weights),
             "events": len(events),
+            "peak_mb": {chunk: peak_mb()},       # of the process that ran the chunk (a worker's, too)
         }
 
     def postprocess(self, accumulator: dict) -> dict:

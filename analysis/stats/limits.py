@@ -17,7 +17,8 @@ test statistic (pyhf's formulas). The fits that do not depend on the POI (the
 background-only fit that makes the Asimov data, the free fits) run once
 (:mod:`analysis.stats.cls_search`); each tested POI value then costs two fits. The observed
 and expected (-2..+2 sigma) limits come from a secant search of all six at once, started
-from their Wald estimates, whose tests are spread over worker processes, or, with ``scan:``, from CLs on a grid interpolated linearly (as
+from their Wald estimates, whose tests are spread over worker processes, or, with
+``scan:``, from CLs on a grid interpolated linearly (as
 ``pyhf.infer.intervals.upper_limits.upper_limit``), both with MINUIT and the minimiser
 settings of ``fit:``. Progress lines count the limits found (or the grid's points):
 
