@@ -94,6 +94,15 @@ def test_progress_counts_the_limits_found():
     assert lines[-1].startswith("Limit: 6/6 limits (100 %)") and lines[-1].endswith("in all")
 
 
+def test_a_bracket_from_zero_finds_the_same_limits():
+    from analysis.stats.limits import upper_limit
+
+    from_zero = upper_limit(WORKSPACE, {"cl": 0.95, "bracket": [0.0, 5.0]}, progress=None)
+    usual = upper_limit(WORKSPACE, {"cl": 0.95, "bracket": [0.1, 5.0]}, progress=None)
+    assert from_zero.observed == pytest.approx(usual.observed, abs=1e-3)
+    assert from_zero.expected == pytest.approx(usual.expected, abs=1e-3)
+
+
 def test_a_bracket_that_misses_the_crossing_is_named():
     from analysis.errors import FitError
     from analysis.stats.limits import upper_limit

@@ -166,6 +166,7 @@ def root_limits(curve: cls_search.Curve, limit_cfg: Mapping, cl: float, *, worke
     limit is found when its next step is shorter than ``limit.tolerance`` (default 0.001).
     The search stays within ``limit.bracket``."""
     low, high = (float(x) for x in limit_cfg.get("bracket") or (0.1, curve.bounds[_poi(curve)][1]))
+    low = max(low, high * 1e-4)               # CLs is 1 at mu = 0: a bracket from 0 starts just above it
     tolerance = float(limit_cfg.get("tolerance", TOLERANCE))
     estimates = _first_estimates(curve, math.sqrt(low * high), cl)
     counter = Progress(LIMITS, report, label="Limit", unit="limits", every=PROGRESS_EVERY)
