@@ -136,18 +136,18 @@ def pseudo_data_entries(expected: dict, seed: int) -> int:
     import hashlib
     import json
 
-    from analysis.store.user_cache import cache_file
+    from analysis.store.user_cache import cache_file, load_dict, save_dict
 
     key = hashlib.sha256(json.dumps([expected, seed, _drawing_code()], sort_keys=True).encode()).hexdigest()[:32]
     path = cache_file("pseudo_data.json")
-    known = _read_json(path)
+    known = load_dict(path)
     if isinstance(known.get(key), int):
         return known[key]
     from analysis.io.demo_streams import mixture_counts
 
     entries = int(sum(mixture_counts(expected, seed).values()))
     if path is not None:
-        _write_json(path, {**known, key: entries})
+        save_dict(path, {**known, key: entries})
     return entries
 
 
@@ -164,29 +164,6 @@ def _drawing_code() -> str:
     for file in files:
         digest.update(file.read_bytes() if file is not None and file.is_file() else b"-")
     return digest.hexdigest()
-
-
-def _read_json(path: Path | None) -> dict:
-    import json
-
-    try:
-        data = json.loads(path.read_text()) if path is not None else {}
-    except (OSError, ValueError):
-        return {}                                   # losing the cache costs only time
-    return data if isinstance(data, dict) else {}
-
-
-def _write_json(path: Path, data: dict) -> None:
-    import json
-    import os
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(data, sort_keys=True))
-        os.replace(tmp, path)
-    except OSError:
-        pass                                        # a read-only home: computed again next time
 
 
 def chunks(entries_per_file: list, chunk_size: int, clusters_per_file: list | None = None) -> list:

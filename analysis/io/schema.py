@@ -16,13 +16,13 @@ interpretations, the parquet footer's arrow schema), read once and cached in
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from analysis.config.model import AnalysisConfig
 from analysis.io import datasets
 from analysis.io.fileid import COUNT, FileIdentity, Manifest, open_parquet, parquet_columns, reading
+from analysis.store.user_cache import load_dict, save_dict
 
 #: bumped when what a cached schema holds changes
 SCHEMA_VERSION = 1
@@ -45,20 +45,11 @@ def dataset_schema(cfg: AnalysisConfig, dataset: str, manifest: Manifest) -> dic
 
 def _cached(path: Path, ident: FileIdentity, tree: str) -> dict[str, str]:
     key = json.dumps([SCHEMA_VERSION, ident.key(), tree, ident.format], sort_keys=True)
-    try:
-        cache = json.loads(path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    if not isinstance(cache, dict):
-        cache = {}
+    cache = load_dict(path)
     if isinstance(cache.get(key), dict):
         return cache[key]
     types = file_types(ident.path, tree, ident.format)
-    cache[key] = types
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    save_dict(path, {**cache, key: types}, indent=1)
     return types
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 from analysis.config.model import AnalysisConfig
 from analysis.errors import ConfigError, ExpressionError
 from analysis.lang import precedence
+from analysis.store.user_cache import load_dict, save_dict
 
 
 #: bumped when the checks change what they accept (cached passes of another format are redone)
@@ -75,7 +75,7 @@ def check_types_once(cfg: AnalysisConfig, schemas: Mapping[str, Mapping[str, str
     """
     key = fingerprint(cfg, schemas)
     files = [cache] if isinstance(cache, Path) else list(cache)
-    passed = [_passed(path) for path in files]
+    passed = [load_dict(path) for path in files]
     ran = not any(key in found for found in passed)
     if ran:
         check_types(cfg, schemas)
@@ -85,26 +85,11 @@ def check_types_once(cfg: AnalysisConfig, schemas: Mapping[str, Mapping[str, str
     return ran
 
 
-def _passed(path: Path) -> dict:
-    try:
-        found = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
-
-
 def _remember(path: Path, passed: dict, key: str) -> None:
     """Add a passed check to a cache file (the newest 256 kept); a cache that cannot be
     written (a read-only home) only costs the check again."""
     passed[key] = time.time()
-    kept = dict(sorted(passed.items(), key=lambda item: item[1])[-256:])
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(kept, indent=0, sort_keys=True))
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    save_dict(path, dict(sorted(passed.items(), key=lambda item: item[1])[-256:]), indent=0)
 
 
 def fingerprint(cfg: AnalysisConfig, schemas: Mapping[str, Mapping[str, str]]) -> str:

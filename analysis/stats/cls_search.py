@@ -62,19 +62,14 @@ def prepare(model: Any, data: Sequence[float], *, init: Sequence[float] | None =
     if bounds[poi][0] < 0:
         bounds[poi] = (0.0, bounds[poi][1])
     asimov = pyhf.infer.calculators.generate_asimov_data(0.0, data, model, init, bounds, fixed)
-    curve = Curve(model=model, data=tuple(float(x) for x in data), asimov=tuple(float(x) for x in asimov),
-                  init=tuple(init), bounds=tuple(bounds), fixed=tuple(fixed), free_data=(0.0, 0.0),
-                  free_asimov=(0.0, 0.0))
-    return Curve(**{**curve.__dict__, "free_data": _free_fit(curve, curve.data),
-                    "free_asimov": _free_fit(curve, curve.asimov)})
 
+    def free_fit(dataset: Sequence[float]) -> tuple[float, float]:
+        pars, twice_nll = pyhf.infer.mle.fit(list(dataset), model, init, bounds, fixed, return_fitted_val=True)
+        return float(twice_nll), float(pars[poi])
 
-def _free_fit(curve: Curve, dataset: tuple) -> tuple[float, float]:
-    import pyhf
-
-    pars, twice_nll = pyhf.infer.mle.fit(list(dataset), curve.model, list(curve.init), list(curve.bounds),
-                                         list(curve.fixed), return_fitted_val=True)
-    return float(twice_nll), float(pars[curve.model.config.poi_index])
+    return Curve(model=model, data=tuple(float(x) for x in data), asimov=tuple(float(x) for x in asimov),
+                 init=tuple(init), bounds=tuple(bounds), fixed=tuple(fixed), free_data=free_fit(data),
+                 free_asimov=free_fit(asimov))
 
 
 def qtilde(curve: Curve, mu: float, *, asimov: bool = False) -> float:

@@ -31,10 +31,8 @@ Limit: 6/6 limits (100 %) [##########], ... s in all
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import math
-import multiprocessing
 import os
 import sys
 import time
@@ -46,6 +44,7 @@ from analysis.config.model import AnalysisConfig
 from analysis.progress import Progress, to_stdout
 from analysis.stats import cls_search
 from analysis.stats.fitting import FitError, guarded_minimisation, minimiser_settings
+from analysis.stats.parallel import spread
 
 SIGNAL_SAMPLE = "signal"
 PROGRESS_EVERY = 10.0                   # seconds between progress lines
@@ -295,15 +294,8 @@ def _spread(job: Callable, jobs: list[tuple], curve: cls_search.Curve, workers: 
     """``job(*args)`` for every entry of ``jobs``, here or in ``workers`` forked processes
     (which inherit the curve, the model and pyhf's backend); in the order they finish."""
     _CONTEXT["curve"] = curve
-    if workers <= 1 or len(jobs) < 2 or multiprocessing.current_process().daemon:
-        for args in jobs:
-            yield job(*args)
-        return
-    context = multiprocessing.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-        futures = [pool.submit(job, *args) for args in jobs]
-        for future in concurrent.futures.as_completed(futures):
-            yield future.result()
+    for _, result in spread(job, jobs, workers):
+        yield result
 
 
 def _poi(curve: cls_search.Curve) -> int:

@@ -15,14 +15,13 @@ an estimate of the time left.
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 import time
 from typing import Any, Callable, Mapping
 
 from analysis.progress import Progress, to_stdout
 from analysis.stats.fitting import (FitResult, Ranking, _model_and_data, _resolved, guarded_minimisation,
                                     minimiser_settings)
+from analysis.stats.parallel import spread
 
 PROGRESS_EVERY = 5.0                    # seconds between progress lines
 
@@ -59,20 +58,12 @@ def rank(workspace: Mapping, fit_result: FitResult, fit_cfg: Mapping | None = No
 
 def _spread(indices: list[int], workers: int, fit_cfg: dict, workspace: Mapping, fit_result: FitResult,
             counter: Progress):
-    """(index, impacts) of every parameter, in this process or in ``workers`` processes."""
-    if workers <= 1 or len(indices) < 2 or multiprocessing.current_process().daemon:
-        for index in indices:
-            yield index, parameter_impacts(index)
-            counter.tick()
-        return
-    context = multiprocessing.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(min(workers, len(indices)), mp_context=context,
-                                                initializer=_set_context,
-                                                initargs=(dict(workspace), fit_cfg, fit_result.to_dict())) as pool:
-        futures = {pool.submit(parameter_impacts, index): index for index in indices}
-        for future in concurrent.futures.as_completed(futures):
-            yield futures[future], future.result()
-            counter.tick()
+    """(index, impacts) of every parameter, in this process or in ``workers`` processes
+    (each builds the model once, :func:`_set_context`)."""
+    for (index,), impacts in spread(parameter_impacts, [(i,) for i in indices], workers, initializer=_set_context,
+                                    initargs=(dict(workspace), fit_cfg, fit_result.to_dict())):
+        yield index, impacts
+        counter.tick()
 
 
 def _set_context(workspace: dict, fit_cfg: dict, fit_result: dict) -> None:

@@ -50,3 +50,37 @@ def cache_file(name: str, environ: Mapping[str, str] = os.environ) -> Path | Non
     """
     folder = cache_folder(environ)
     return None if folder is None else folder / name
+
+
+def load_dict(path: Path | None) -> dict:
+    """The JSON object a cache file holds; {} when there is none or it is damaged (losing
+    a cache costs only time).
+
+    >>> load_dict(None), load_dict(Path("/nowhere/cache.json"))
+    ({}, {})
+    """
+    import json
+
+    try:
+        data = json.loads(path.read_text()) if path is not None else {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save_dict(path: Path, data: dict, indent: int | None = None) -> None:
+    """Write a cache file atomically (a temporary file, then a rename); one that cannot be
+    written (a read-only home or store) is left as it was.
+
+    >>> save_dict(outdir / "c.json", {"a": 1}); load_dict(outdir / "c.json")
+    {'a': 1}
+    """
+    import json
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=indent, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass
