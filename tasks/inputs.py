@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -11,7 +10,8 @@ import luigi
 from analysis.io import datasets as ds
 from analysis.io.columns import needed_branches
 from analysis.config.model import check_names
-from tasks.base import HeirloomTask, manifest
+from tasks import skim_pool
+from tasks.base import HeirloomTask, execution, manifest, pool_size
 
 GENERATED_FILE = "events.root"
 
@@ -130,20 +130,30 @@ class Skim(HeirloomTask):
     def label(self):
         return f"{self.dataset}__{self.chunk}"
 
-    def produce(self, outdir: Path, inputs: dict) -> dict:
-        from analysis.io.skim import skim_chunk
-
+    def job(self) -> "skim_pool.SkimJob":
+        """This chunk's skim as plain values (what a pool worker gets)."""
         cfg = self.cfg
         chunk = self._chunk()
         source = source_files(self, self.dataset)[chunk.file_index]
-        preselection = cfg.expression("skim", "preselection") if "preselection" in cfg.section("skim", default={}) \
-            else None
         fmt = "root" if ds.is_generated(cfg, self.dataset) else identify(cfg, self.dataset, source).format
-        t0 = time.time()
-        stats = skim_chunk(source, self.config_excerpt()["tree"], self._branches(), chunk.start, chunk.stop,
-                           preselection, self._event_weight(), outdir / "skim.root", format=fmt)
-        (outdir / "stats.json").write_text(json.dumps(stats.__dict__, indent=1))
-        rate = stats.events_in / max(time.time() - t0, 1e-6)
-        print(f"Skim[{self.dataset} #{self.chunk}]: {stats.events_in} -> {stats.events_out} events "
+        has_preselection = "preselection" in cfg.section("skim", default={})
+        return skim_pool.SkimJob(str(self.config), source, self.config_excerpt()["tree"], tuple(self._branches()),
+                                 chunk.start, chunk.stop, fmt, ("skim", "preselection") if has_preselection else None,
+                                 ("event_weight",) if self._event_weight() is not None else None)
+
+    def produce(self, outdir: Path, inputs: dict) -> dict:
+        if skim_pool.usable(execution().executor, pool_size()):
+            self._hand_siblings_to_pool()
+        stats = skim_pool.take(self.key(), outdir) or skim_pool.run_job(self.cfg, self.job(), outdir)
+        rate = stats["events_in"] / max(stats["seconds"], 1e-6)
+        print(f"Skim[{self.dataset} #{self.chunk}]: {stats['events_in']} -> {stats['events_out']} events "
               f"({rate / 1e3:.1f} kHz)", flush=True)
-        return {"events": stats.events_in}
+        return {"events": stats["events_in"]}
+
+    def _hand_siblings_to_pool(self) -> None:
+        """Every incomplete chunk of this dataset (this one too) to the run's pool
+        (:mod:`tasks.skim_pool`), the first time one of them runs."""
+        siblings = [self] + [Skim.req(self, dataset=self.dataset, chunk=c.index)
+                             for c in dataset_chunks(self, self.dataset) if c.index != self.chunk]
+        todo = [(task.store_entry(), task.job()) for task in siblings if task is self or not task.complete()]
+        skim_pool.start(self.cfg, todo, pool_size())

@@ -325,6 +325,9 @@ def _end_run_pools() -> None:
     executors = sys.modules.get("analysis.select.executors")
     if executors is not None:
         executors.shutdown_run_pools()
+    skims = sys.modules.get("tasks.skim_pool")
+    if skims is not None:
+        skims.discard()           # chunks a stopped run handed over and never took
 
 
 def debugging() -> bool:

@@ -69,3 +69,29 @@ def test_futures_two_workers_equals_iterative(iterative, skimmed, tmp_path, args
     assert futures["ttbar"]["executor"] == {"name": "futures", "workers": 2, "parallel_tasks": parallel_tasks,
                                             "scheduler": None}
     assert_same(iterative, futures)
+
+
+def skim_objects(store) -> dict:
+    """{label: (key, sha256 of skim.root, executor record)} of the ttbar Skims in ``store``."""
+    import hashlib
+
+    out = {}
+    for folder in sorted((store / "by-name" / "exec" / "Skim").glob("ttbar__*")):
+        prov = json.loads((folder / "provenance.json").read_text())
+        out[folder.name] = (prov["key"], hashlib.sha256((folder / "skim.root").read_bytes()).hexdigest(),
+                            prov["executor"]["workers"])
+    return out
+
+
+def test_skims_on_the_run_pool_are_the_ones_skimmed_in_process(skimmed, tmp_path):
+    """--executor futures --cores 2 skims a dataset's chunks on the run's pool: the same
+    files and keys as Skim in law's own process, and no folder of theirs left in tmp/."""
+    config, base = skimmed
+    store = tmp_path / "store"
+    law_run("Select", config, store, "--dataset", "ttbar", "--executor", "futures", "--cores", "2")
+    pooled, alone = skim_objects(store), skim_objects(base)
+    assert len(pooled) >= 2 and set(alone) <= set(pooled)
+    for label, (key, digest, _) in alone.items():
+        assert pooled[label][:2] == (key, digest)
+    assert {workers for _, _, workers in pooled.values()} == {2}
+    assert not list((store / "tmp").iterdir())

@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT, VENV_BIN, law_run, runs, small_demo
 
 
@@ -21,17 +23,38 @@ def files_config(folder: Path, path: Path) -> Path:
     return config
 
 
-def test_truncated_root_file_is_named(tmp_path, store):
+@pytest.mark.parametrize("args", [[], ["--executor", "futures", "--cores", "2"]])   # in law, on the pool
+def test_truncated_root_file_is_named(tmp_path, store, args):
     from analysis.io.generate import generate_file
 
     good = tmp_path / "good.root"
     generate_file(good, "ttbar", 2000, 1)
     bad = tmp_path / "truncated.root"
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    proc = law_run("Select", files_config(tmp_path, bad), store, "--dataset", "ttbar_2015", check=False)
+    proc = law_run("Select", files_config(tmp_path, bad), store, "--dataset", "ttbar_2015", *args, check=False)
     assert proc.returncode != 0
     assert str(bad) in proc.stdout + proc.stderr
     assert not (store / "objects").exists()
+
+
+@pytest.mark.parametrize("args", [[], ["--executor", "futures", "--cores", "2"]])   # in law, on the pool
+def test_damaged_basket_is_named(tmp_path, store, args):
+    """A file whose header reads but one of whose baskets does not decompress: the Skim
+    that reads it fails naming the file, whether it ran in law's process or on the pool."""
+    from analysis.io.generate import generate_file
+
+    good = tmp_path / "good.root"
+    generate_file(good, "ttbar", 20000, 1)
+    data = bytearray(good.read_bytes())
+    middle = int(len(data) * 0.3)
+    data[middle:middle + 4000] = b"U" * 4000
+    bad = tmp_path / "damaged.root"
+    bad.write_bytes(bytes(data))
+    proc = law_run("Select", files_config(tmp_path, bad), store, "--dataset", "ttbar_2015", *args, check=False)
+    assert proc.returncode != 0
+    said = proc.stdout + proc.stderr
+    assert str(bad) in said and "Skim[ttbar_2015" in said
+    assert not (store / "objects" / "Select").exists() and not list((store / "tmp").glob("Skim-*"))
 
 
 def test_garbage_file_is_named(tmp_path, store):

@@ -19,6 +19,7 @@ be known without events (an ML model's output) leaves the expressions that read 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tempfile
@@ -122,11 +123,16 @@ def empty_branches(schema: Mapping[str, str]) -> dict:
     """
     import awkward as ak
 
-    out = {}
-    for name, text in schema.items():
-        form = ak.forms.from_type(ak.types.from_datashape(text, highlevel=False))
-        out[name] = ak.Array(form.length_zero_array())
-    return out
+    return {name: ak.Array(_form(text).length_zero_array()) for name, text in schema.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _form(text: str) -> Any:
+    """The awkward Form of a type string: parsing one costs ~10 ms (awkward builds its
+    parser each call), and a file's ~50 branches have a handful of distinct types."""
+    import awkward as ak
+
+    return ak.forms.from_type(ak.types.from_datashape(text, highlevel=False))
 
 
 def empty_events(schema: Mapping[str, str]) -> Any:
