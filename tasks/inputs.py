@@ -81,6 +81,10 @@ def dataset_branches(task: HeirloomTask, dataset: str) -> tuple:
 class Skim(HeirloomTask):
     """One chunk of one dataset: loose preselection, only the branches the config reads."""
 
+    #: what its run imports: imported before luigi or the run's pool forks (tasks/progress.py)
+    warm_imports = ("awkward", "uproot", "analysis.io.skim")
+
+
     dataset = luigi.Parameter(description="dataset name in the config")
     chunk = luigi.IntParameter(description="chunk index within the dataset")
 
@@ -102,7 +106,7 @@ class Skim(HeirloomTask):
                 "preselection": cfg.section("skim", "preselection"),
                 "branches": self._branches(),
                 "event_weight": self._event_weight().text if self._event_weight() is not None else None,
-                "entries": [chunk.start, chunk.stop]}
+                "entries": [chunk.start, chunk.stop], "copy": cfg.section("skim", "copy", default="auto")}
 
     def _event_weight(self):
         """The MC event weight expression (None: weight 1), summed before the preselection."""
@@ -139,7 +143,16 @@ class Skim(HeirloomTask):
         has_preselection = "preselection" in cfg.section("skim", default={})
         return skim_pool.SkimJob(str(self.config), source, self.config_excerpt()["tree"], tuple(self._branches()),
                                  chunk.start, chunk.stop, fmt, ("skim", "preselection") if has_preselection else None,
-                                 ("event_weight",) if self._event_weight() is not None else None)
+                                 ("event_weight",) if self._event_weight() is not None else None,
+                                 may_refer=self._may_refer(fmt, source))
+
+    def _may_refer(self, fmt: str, source: str) -> bool:
+        """Whether this chunk may be a view of its input rather than a copy (``skim.copy``,
+        default auto): a local ROOT file listed in the config. A generated file is always
+        copied: a CI cache keeps the skims and drops what Generate made."""
+        cfg = self.cfg
+        return (cfg.section("skim", "copy", default="auto") == "auto" and fmt == "root"
+                and not ds.is_generated(cfg, self.dataset) and "://" not in source)
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
         if skim_pool.usable(execution().executor, pool_size()):
@@ -151,9 +164,10 @@ class Skim(HeirloomTask):
         return {"events": stats["events_in"]}
 
     def _hand_siblings_to_pool(self) -> None:
-        """Every incomplete chunk of this dataset (this one too) to the run's pool
-        (:mod:`tasks.skim_pool`), the first time one of them runs."""
-        siblings = [self] + [Skim.req(self, dataset=self.dataset, chunk=c.index)
-                             for c in dataset_chunks(self, self.dataset) if c.index != self.chunk]
-        todo = [(task.store_entry(), task.job()) for task in siblings if task is self or not task.complete()]
-        skim_pool.start(self.cfg, todo, pool_size())
+        """The Skims this run scheduled, or the chunks of this dataset, to the run's pool
+        (:mod:`tasks.skim_pool`) when the first of them runs: this one and every other
+        that is not complete."""
+        others = skim_pool.expected() or [Skim.req(self, dataset=self.dataset, chunk=c.index)
+                                          for c in dataset_chunks(self, self.dataset)]
+        todo = [self] + [task for task in others if task.key() != self.key() and not task.complete()]
+        skim_pool.start(self.cfg, [(task.store_entry(), task.job()) for task in todo], pool_size())

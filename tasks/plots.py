@@ -19,6 +19,10 @@ class Plot(HeirloomTask):
     ``<channel>_prefit.png``, ``<channel>_postfit.png``, ``pulls.png``,
     ``correlation_matrix.png`` and ``yields_postfit.{md,csv,tex}``."""
 
+    #: what its run imports: imported before luigi or the run's pool forks (tasks/progress.py)
+    warm_imports = ("matplotlib", "mplhep")
+
+
     def config_excerpt(self):
         from analysis.plot.layout import plot_layout
 

@@ -32,6 +32,8 @@ import luigi.task
 import luigi.worker
 from luigi.scheduler import DONE, FAILED, PENDING
 
+from tasks import skim_pool
+
 #: logs kept in ``<store>/logs`` (the oldest go first)
 KEEP_LOGS = 100
 _STARTED = time.time()
@@ -87,6 +89,7 @@ class Progress:
     def __init__(self, label: Callable[[Any], str], debugging: Callable[[], bool], logs: Callable[[], Path]):
         self.label, self.debugging, self.logs = label, debugging, logs
         self.to_run: dict[str, str] = {}           # task id -> label, in scheduling order
+        self.warm_imports: set[str] = set()         # modules the tasks to run will import
         self.up_to_date: dict[str, Any] = {}       # task id -> task, complete at scheduling
         self.finished: list[str] = []
         self.failed: dict[str, str] = {}           # label -> one line
@@ -104,6 +107,9 @@ class Progress:
             self.up_to_date[task_id] = task
         elif runnable and status == PENDING:
             self.to_run.setdefault(task_id, name)
+            if task is not None:
+                skim_pool.expect(task)
+                self.warm_imports.update(getattr(task, "warm_imports", ()))
         elif runnable is None and status == DONE and task_id in self.to_run:
             self.finished.append(task_id)
             took = time.time() - self.started.get(task_id, time.time())
@@ -123,6 +129,19 @@ class Progress:
         where = "cannot be scheduled" if scheduling else "FAILED"
         prefix = "heirloom:" if scheduling else f"[{done}/{max(len(self.to_run), done)} {self.elapsed():.1f} s]"
         self.say(f"{prefix} {name} {where}: {line}", sys.stderr)      # (--debug: luigi printed the traceback)
+
+    def warm_up(self, task_processes: int) -> None:
+        """Before luigi forks a process per task (``--workers N``) or a task forks the run's
+        pool (``--cores N``): import here what the tasks to run will import (their
+        ``warm_imports``), once, so that every forked process starts with it instead of
+        importing it again (pandas, coffea and pyarrow take about a second each time)."""
+        base = sys.modules.get("tasks.base")
+        cores = base.pool_size() if base is not None else 1
+        if task_processes > 1 or cores > 1:
+            import importlib
+
+            for name in sorted(self.warm_imports):
+                importlib.import_module(name)
 
     def started_task(self, task_id: str) -> None:
         self.started[task_id] = time.time()
@@ -311,6 +330,7 @@ class ProgressWorker(luigi.worker.Worker):
             return super().run()
         self.heirloom.quiet_tracebacks()
         self.heirloom.begin()
+        self.heirloom.warm_up(self.worker_processes)
         try:
             return super().run()
         finally:
@@ -325,9 +345,7 @@ def _end_run_pools() -> None:
     executors = sys.modules.get("analysis.select.executors")
     if executors is not None:
         executors.shutdown_run_pools()
-    skims = sys.modules.get("tasks.skim_pool")
-    if skims is not None:
-        skims.discard()           # chunks a stopped run handed over and never took
+    skim_pool.discard()           # chunks a stopped run handed over and never took
 
 
 def debugging() -> bool:

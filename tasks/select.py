@@ -61,6 +61,10 @@ class Select(HeirloomTask):
     and provenance lists the worker of each chunk (``device_steps``).
     """
 
+    #: what its run imports: imported before luigi or the run's pool forks (tasks/progress.py)
+    warm_imports = ("coffea.nanoevents", "coffea.processor", "analysis.select.processor", "pyarrow.parquet")
+
+
     dataset = luigi.Parameter(description="dataset name in the config")
     format_version = 1
 
@@ -82,13 +86,11 @@ class Select(HeirloomTask):
     def produce(self, outdir: Path, inputs: dict) -> dict:
         from analysis.select.processor import run_selection
         from analysis.select.selection import plan_from_config
-        from analysis.io.skim import SKIM_TREE
         from analysis.select.tables import write_selected
 
         cfg = self.cfg
         stats = [json.loads((path / "stats.json").read_text()) for _, path in sorted(inputs.items())]
-        files = [str(path / "skim.root") for (_, path), st in zip(sorted(inputs.items()), stats)
-                 if st["events_out"] > 0]
+        files = self._sources(inputs, stats)
         plan = plan_from_config(cfg, self.dataset)
         t0 = time.time()
         n_pre = sum(st["events_out"] for st in stats)
@@ -97,7 +99,7 @@ class Select(HeirloomTask):
         if files:
             executor = self._executor()
             try:
-                output = run_selection(files, plan, executor, tree=SKIM_TREE, chunksize=chunk_size)
+                output = run_selection(files, plan, executor, chunksize=chunk_size)
                 where = self._where(executor)
             finally:
                 close_forked_clusters()
@@ -119,6 +121,26 @@ class Select(HeirloomTask):
               f"workers={pool_size()}), {rows} rows written", flush=True)
         return {"events": n_pre, "events_generated": cutflow["events"]["all"], **memory, **where}
 
+    def _sources(self, inputs: dict, stats: list) -> list:
+        """What the event loop reads, chunk by chunk (those that kept events): the skim's
+        ``skim.root``, or for a chunk the Skim recorded as a view (``view.json``: every
+        event passed) its entries of the input file. That file is found through the
+        config, which names the file whose content identity the Skim's key holds."""
+        from analysis.io.skim import SKIM_TREE, VIEW_FILE
+        from analysis.select.processor import Source
+
+        skims = self.requires()
+        out = []
+        for (name, path), st in zip(sorted(inputs.items()), stats):
+            if st["events_out"] == 0:
+                continue
+            if (path / VIEW_FILE).exists():
+                view = json.loads((path / VIEW_FILE).read_text())
+                out.append(Source(skims[name].job().source, view["tree"], *view["entries"]))
+            else:
+                out.append(Source(str(path / "skim.root"), SKIM_TREE))
+        return out
+
     def _chunk_size(self, files: list) -> int:
         """Events per chunk: ``select.chunk_size``, or fewer when ``select.memory_mb`` asks
         (:mod:`analysis.select.memory`)."""
@@ -130,7 +152,9 @@ class Select(HeirloomTask):
         if not budget or not files:
             return largest
         try:
-            size = memory.chunk_for_budget(budget, memory.held_mb(), memory.bytes_per_event(files), largest)
+            skim = next(iter(self.requires().values()))          # every chunk reads the same branches
+            per_event = memory.bytes_per_event([(f.path, f.tree) for f in files], branches=skim.job().branches)
+            size = memory.chunk_for_budget(budget, memory.held_mb(), per_event, largest)
         except memory.MemoryBudgetError as err:
             raise cfg.error(f"{err}: raise it", "select", "memory_mb") from None
         if size < largest:
@@ -189,6 +213,10 @@ class Select(HeirloomTask):
 
 class Histogram(HeirloomTask):
     """Histograms of one dataset, scaled to xsec * lumi / N for MC (hist, uhi.io JSON)."""
+
+    #: what its run imports: imported before luigi or the run's pool forks (tasks/progress.py)
+    warm_imports = ("pyarrow.dataset", "pandas", "hist", "analysis.hist.histograms")
+
 
     dataset = luigi.Parameter(description="dataset name in the config")
 

@@ -1,9 +1,10 @@
 """Skims spread over the run's process pool (``--executor futures --cores N``).
 
-luigi runs the tasks of one ``law run`` one after another in its worker, so the Skims of a
-dataset would use one core while the pool of ``--cores N`` waits for Select. Instead, the
-first Skim of a dataset that runs hands every incomplete chunk of that dataset to the run's
-pool (:func:`analysis.select.executors.run_pool`); each chunk is skimmed into a folder of
+luigi runs the tasks of one ``law run`` one after another in its worker, so the Skims
+would use one core while the pool of ``--cores N`` waits for Select. Instead, the first
+Skim that runs hands every Skim that the run scheduled (:func:`expect`; outside ``law run``
+the chunks of its dataset), the largest first, to the run's pool
+(:func:`analysis.select.executors.run_pool`); each chunk is skimmed into a folder of
 its own under ``<store>/tmp`` (named like a staging folder, so a crash leaves nothing that
 :func:`analysis.store.locks.clean_stale_staging` does not remove). When luigi reaches a Skim,
 it takes its chunk's files (:func:`take`) and commits them as it commits one it computed:
@@ -28,7 +29,7 @@ from typing import Any
 
 from analysis.load import load_config
 
-SKIM_FILE, STATS_FILE = "skim.root", "stats.json"
+SKIM_FILE, STATS_FILE = "skim.root", "stats.json"      # or view.json instead of skim.root
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,9 @@ class SkimJob:
     """Everything one chunk's skim needs, as plain values (it crosses to a pool worker).
 
     ``preselection`` and ``event_weight``: the config key paths of those expressions (None:
-    absent); the worker compiles them from ``config``.
+    absent); the worker compiles them from ``config``. ``may_refer``: the chunk may be
+    recorded as a view of its input instead of a copy when every event passes
+    (:func:`analysis.io.skim.skim_chunk`).
     """
 
     config: str
@@ -48,6 +51,7 @@ class SkimJob:
     format: str
     preselection: tuple | None
     event_weight: tuple | None
+    may_refer: bool = False
 
 
 def run_job(cfg: Any, job: SkimJob, outdir: Path) -> dict:
@@ -59,13 +63,17 @@ def run_job(cfg: Any, job: SkimJob, outdir: Path) -> dict:
     >>> stats["events_in"], stats["events_out"], sorted(p.name for p in outdir.iterdir())
     (500, 500, ['skim.root', 'stats.json'])
     """
-    from analysis.io.skim import skim_chunk
+    from analysis.io.columns import expression_branches
+    from analysis.io.skim import fast_to_reread, skim_chunk
 
     t0 = time.time()
+    paths = [path for path in (job.preselection, job.event_weight) if path]
     preselection = cfg.expression(*job.preselection) if job.preselection else None
     weight = cfg.expression(*job.event_weight) if job.event_weight else None
+    refer = job.may_refer and fast_to_reread(job.source, job.tree, list(job.branches))
     stats = skim_chunk(job.source, job.tree, list(job.branches), job.start, job.stop, preselection, weight,
-                       outdir / SKIM_FILE, format=job.format)
+                       outdir / SKIM_FILE, format=job.format,
+                       decide_with=expression_branches(cfg, paths, job.branches) if refer else None)
     (outdir / STATS_FILE).write_text(json.dumps(stats.__dict__, indent=1))
     return {**asdict(stats), "seconds": time.time() - t0}
 
@@ -84,6 +92,19 @@ def _in_worker(job: SkimJob, outdir: str) -> dict:
 
 #: key -> (the folder its worker writes, its future), for the chunks handed to the pool
 _PENDING: dict[str, tuple[Path, Future]] = {}
+#: the Skim tasks this run will run (luigi's scheduling, :mod:`tasks.progress`)
+_EXPECTED: list = []
+
+
+def expect(task: Any) -> None:
+    """Note a task that this run schedules to run: its Skims go to the pool together."""
+    if task.task_family == "Skim":
+        _EXPECTED.append(task)
+
+
+def expected() -> list:
+    """The Skim tasks this run scheduled (empty when it was not scheduled by ``law run``)."""
+    return list(_EXPECTED)
 
 
 def usable(executor: str, workers: int) -> bool:
@@ -102,7 +123,8 @@ def start(cfg: Any, chunks: list, workers: int) -> int:
     from analysis.io import skim  # noqa: F401  (imported before the pool forks: its workers inherit it)
     from analysis.select.executors import run_pool
 
-    new = [(entry, job) for entry, job in chunks if entry.key not in _PENDING]
+    new = sorted([(entry, job) for entry, job in chunks if entry.key not in _PENDING],
+                 key=lambda pair: pair[1].start - pair[1].stop)      # the largest first: they end together
     if not new:
         return 0
     _CONFIGS.setdefault(new[0][1].config, cfg)
@@ -137,3 +159,4 @@ def discard() -> None:
         future.cancel()
         shutil.rmtree(folder, ignore_errors=True)
     _PENDING.clear()
+    _EXPECTED.clear()

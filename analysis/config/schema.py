@@ -221,6 +221,9 @@ SCHEMA = _obj({
         "preselection": _EXPR,
         "chunk_size": _CHUNK_SIZE,
         "keep": _STRINGS,
+        "copy": {"enum": ["auto", "always"],
+                 "description": "auto: a chunk whose every event passes, of a local ROOT file stored uncompressed, "
+                                "LZ4 or ZSTD, is not copied (Select reads the file); always: every chunk is copied"},
     }),
     "objects": {"type": "object", "additionalProperties": _obj({
         "from": {"type": "string"}, "where": _EXPR}, required=("from",))},

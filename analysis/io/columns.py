@@ -32,19 +32,9 @@ def needed_branches(cfg: AnalysisConfig, branches: Iterable[str]) -> list:
     """
     branches = list(branches)
     branch_set = set(branches)
-    source_of: dict[str, str] = {}
-    for name, obj in cfg.data.get("objects", {}).items():
-        source_of[name] = source_of.get(obj["from"], obj["from"])
     keep = {b for b in EVENT_IDS if b in branch_set}
     keep.update(b for b in cfg.section("skim", "keep", default=[]) if b in branch_set)
-    functions = cfg.plugin_functions()
-    for compiled in cfg._compiled.values():
-        bare = _bare_reads(compiled.text, functions)
-        for field in compiled.fields:
-            root, _, attr = field.partition(".")
-            attrs = [attr] if attr else sorted(bare.get(root) or [""])
-            for attr in attrs:
-                _keep_field(source_of.get(root, root), attr, branch_set, branches, keep)
+    _add_reads(cfg, cfg._compiled.values(), branches, keep)
     for syst in cfg.systematics.values():
         for side in ("up", "down"):
             if isinstance(syst.get(side), dict):
@@ -56,6 +46,43 @@ def needed_branches(cfg: AnalysisConfig, branches: Iterable[str]) -> list:
     collections = {b.split("_", 1)[0] for b in keep if "_" in b}
     keep.update(f"{c}_{f}" for c in collections for f in CANDIDATE_FIELDS if f"{c}_{f}" in branch_set)
     return [b for b in branches if b in keep]
+
+
+def expression_branches(cfg: AnalysisConfig, paths: Iterable[tuple], branches: Iterable[str]) -> list:
+    """The raw branches that the expressions at ``paths`` read, of ``branches``: what the
+    skim reads first to decide which events its preselection keeps. A collection read only
+    through its multiplicity keeps one of its fields, so that it exists once grouped
+    (:func:`group_collections`).
+
+    >>> expression_branches(cfg, [("skim", "preselection")], ["nJet", "Jet_pt", "Jet_eta", "nMuon", "Muon_pt",
+    ...                                                        "nElectron", "Electron_pt", "MET_pt"])
+    ['nJet', 'Jet_pt', 'nMuon', 'Muon_pt', 'nElectron', 'Electron_pt']
+    """
+    branches = list(branches)
+    keep: set = set()
+    _add_reads(cfg, [cfg.expression(*path) for path in paths], branches, keep)
+    for name in list(keep):
+        members = collection_branches(branches, name[1:]) if name.startswith("n") else []
+        if members and not set(members) & keep:
+            keep.add(members[0])
+    return [b for b in branches if b in keep]
+
+
+def _add_reads(cfg: AnalysisConfig, compiled: Iterable, branches: list, keep: set) -> None:
+    """Add to ``keep`` the branches that the compiled expressions ``compiled`` read
+    (objects map back to the collection they are built from)."""
+    branch_set = set(branches)
+    source_of: dict[str, str] = {}
+    for name, obj in cfg.data.get("objects", {}).items():
+        source_of[name] = source_of.get(obj["from"], obj["from"])
+    functions = cfg.plugin_functions()
+    for expression in compiled:
+        bare = _bare_reads(expression.text, functions)
+        for field in expression.fields:
+            root, _, attr = field.partition(".")
+            attrs = [attr] if attr else sorted(bare.get(root) or [""])
+            for attr in attrs:
+                _keep_field(source_of.get(root, root), attr, branch_set, branches, keep)
 
 
 def _bare_reads(text: str, functions: dict) -> dict:

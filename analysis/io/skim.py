@@ -7,6 +7,7 @@ skim the same way, with coffea's NanoAOD schema and its vector behaviours.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,9 +168,36 @@ def write_tree(path: Path, arrays: dict, tree: str = SKIM_TREE, compression: Any
         out.extend(grouped)
 
 
+#: uproot compressions that read back about as fast as a skim's LZ4 (ZLIB and LZMA do not)
+FAST_TO_READ = ("LZ4", "ZSTD")
+#: what a Skim writes instead of ``skim.root`` when it keeps every event of a fast-to-read file
+VIEW_FILE = "view.json"
+
+
+def fast_to_reread(path: str, tree: str, branches: list) -> bool:
+    """Whether every one of ``branches`` is stored uncompressed, LZ4 or ZSTD: a skim that
+    keeps every event can then refer to the file instead of copying it, at no cost to the
+    Selects that read it again at every cut change.
+
+    >>> fast_to_reread(nano, "Events", ["nJet", "Jet_pt"])     # generate.py writes ZLIB
+    False
+    """
+    import uproot
+
+    with uproot.open(path) as handle:
+        events = handle[tree]
+        kinds = set()
+        for name in branches:       # a branch's own setting; uproot writes 0 there and uses the file's
+            branch = events[name]
+            packed = branch.compressed_bytes < branch.uncompressed_bytes
+            compression = branch.compression or (handle.file.compression if packed else None)
+            kinds.add(type(compression).__name__ if compression else "none")
+    return kinds <= {"none", *FAST_TO_READ}
+
+
 def skim_chunk(source: str, tree: str, branches: list, start: int, stop: int,
                preselection: Expression | None, event_weight: Expression | None, output: Path,
-               format: str = "root") -> SkimStats:
+               format: str = "root", *, decide_with: list | None = None) -> SkimStats:
     """Skim entries [start, stop) of ``source`` (its tree ``tree``) into ``output`` (tree ``Events``).
 
     ``preselection`` and ``event_weight``: compiled Expressions (or None) evaluated over
@@ -177,29 +205,47 @@ def skim_chunk(source: str, tree: str, branches: list, start: int, stop: int,
     the preselection are recorded (the MC normalisation when events are weighted). ``format``: ``"root"`` (read the TTree ``tree``) or
     ``"parquet"`` (rows [start, stop) of a parquet file).
 
+    ``decide_with``: the branches those two read (:func:`analysis.io.columns.expression_branches`),
+    given when the skim may refer to its input instead of copying it. They are read first;
+    when every event passes, nothing else is read and ``view.json`` (the tree and the entry
+    range) is written instead of ``output``.
+
     >>> skim_chunk(nano, "Events", ["nJet", "Jet_pt"], 0, 1000, None, None, outdir / "s.root")
     SkimStats(events_in=1000, events_out=1000, sumw_in=1000.0, sumw_out=1000.0)
     >>> branches = ["nJet", "Jet_pt", "nElectron", "Electron_pt", "nMuon", "Muon_pt"]
     >>> skim_chunk(nano, "Events", branches, 0, 1000, cfg.expression("skim", "preselection"), None, outdir / "s.root")
     SkimStats(events_in=1000, events_out=540, sumw_in=1000.0, sumw_out=540.0)
+    >>> skim_chunk(nano, "Events", ["nJet", "Jet_pt"], 0, 1000, None, None, outdir / "v.root", decide_with=[])
+    SkimStats(events_in=1000, events_out=1000, sumw_in=1000.0, sumw_out=1000.0)
+    >>> sorted(p.name for p in outdir.iterdir())
+    ['s.root', 'view.json']
     """
     import awkward as ak
     import numpy as np
 
-    if format == "parquet":
-        arrays = read_parquet_chunk(source, branches, start, stop)
-    else:
-        arrays = read_chunk(source, tree, branches, start, stop)
+    first = branches if decide_with is None else [b for b in branches if b in set(decide_with)]
+    arrays = _read(source, tree, first, start, stop, format) if first else {}
     n_in = stop - start
     namespace = group_collections(arrays) if (preselection is not None or event_weight is not None) else {}
     weights = np.ones(n_in)
     if event_weight is not None:
         weights = weights * np.asarray(ak.to_numpy(event_weight.evaluate(namespace)), dtype=np.float64)
+    mask = np.ones(n_in, dtype=bool)
     if preselection is not None:
-        mask = preselection.evaluate(namespace)
-        mask = np.asarray(ak.to_numpy(ak.fill_none(mask, False)), dtype=bool)
-        arrays = {name: array[mask] for name, array in arrays.items()}
-    else:
-        mask = np.ones(n_in, dtype=bool)
+        mask = np.asarray(ak.to_numpy(ak.fill_none(preselection.evaluate(namespace), False)), dtype=bool)
+    stats = SkimStats(n_in, int(mask.sum()), float(weights.sum()), float(weights[mask].sum()))
+    if decide_with is not None and mask.all():
+        view = {"tree": tree, "entries": [start, stop]}
+        (output.parent / VIEW_FILE).write_text(json.dumps(view, indent=1))
+        return stats
+    rest = [b for b in branches if b not in arrays]
+    arrays.update(_read(source, tree, rest, start, stop, format) if rest else {})
+    arrays = {name: arrays[name] if mask.all() else arrays[name][mask] for name in branches}
     write_tree(output, arrays, SKIM_TREE)
-    return SkimStats(n_in, int(mask.sum()), float(weights.sum()), float(weights[mask].sum()))
+    return stats
+
+
+def _read(source: str, tree: str, branches: list, start: int, stop: int, format: str) -> dict:
+    if format == "parquet":
+        return read_parquet_chunk(source, branches, start, stop)
+    return read_chunk(source, tree, branches, start, stop)

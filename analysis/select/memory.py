@@ -55,20 +55,24 @@ def chunk_for_budget(budget_mb: float, held_mb: float, bytes_per_event: float, l
     return min(largest, fitting)
 
 
-def bytes_per_event(files: Iterable[str], tree: str = "Events") -> float:
-    """Uncompressed bytes per entry of every branch of ``files`` (ROOT files; from the
-    baskets' headers, nothing is decompressed).
+def bytes_per_event(files: Iterable, tree: str = "Events", branches: Iterable[str] | None = None) -> float:
+    """Uncompressed bytes per entry of every branch (or of ``branches``) of ``files``
+    (ROOT files, or ``(path, tree)`` pairs; from the baskets' headers, nothing is
+    decompressed).
 
-    >>> round(bytes_per_event([nano]))          # a generated NanoAOD-like file
-    280
+    >>> round(bytes_per_event([nano])), round(bytes_per_event([(nano, "Events")], branches=["nJet", "Jet_pt"]))
+    (280, 28)
     """
     import uproot
 
     total, entries = 0, 0
-    for path in files:
+    wanted = None if branches is None else set(branches)
+    for item in files:
+        path, name = (item, tree) if isinstance(item, str) else item
         with uproot.open(path) as handle:
-            events = handle[tree]
-            total += sum(branch.uncompressed_bytes for branch in events.itervalues(recursive=True))
+            events = handle[name]
+            total += sum(branch.uncompressed_bytes for branch in events.itervalues(recursive=True)
+                         if wanted is None or branch.name in wanted)
             entries += events.num_entries
     return total / entries if entries else 0.0
 

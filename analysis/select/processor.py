@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from coffea import processor
 from coffea.nanoevents import NanoAODSchema
+from coffea.processor.executor import WorkItem
 
 from analysis.errors import HeirloomError, InputFileError
 from analysis.select.memory import peak_mb
@@ -78,9 +79,38 @@ class _Runner(processor.Runner):
         return None
 
 
+class Source(NamedTuple):
+    """Entries [start, stop) of one file's tree (``stop`` None: to its end) for the event loop."""
+
+    path: str
+    tree: str = "Events"
+    start: int = 0
+    stop: int | None = None
+
+
+def work_items(sources: list, chunksize: int) -> list:
+    """coffea WorkItems of at most ``chunksize`` entries over ``sources``, in their order.
+
+    >>> [(w.entrystart, w.entrystop) for w in work_items([Source(nano, "Events", 100, 900)], 500)]
+    [(100, 600), (600, 900)]
+    """
+    import uproot
+
+    items = []
+    for source in sources:
+        with uproot.open(source.path) as handle:
+            uuid, entries = handle.file.fUUID, handle[source.tree].num_entries
+        stop = entries if source.stop is None else source.stop
+        for start in range(source.start, stop, chunksize):
+            items.append(WorkItem("dataset", source.path, source.tree, start, min(start + chunksize, stop),
+                                            uuid))
+    return items
+
+
 def run_selection(files: list, plan: SelectionPlan, executor: Any, *, tree: str = "Events",
                   chunksize: int = 200_000) -> dict:
     """Run the selection over ``files`` with a coffea executor; returns the merged output.
+    ``files``: paths (the whole tree ``tree``) or :class:`Source` entry ranges.
 
     >>> executor = processor.IterativeExecutor(status=False)      # coffea draws its bars even so
     >>> out = run_selection([nano], plan, executor, chunksize=500)  # doctest: +ELLIPSIS
@@ -91,7 +121,11 @@ def run_selection(files: list, plan: SelectionPlan, executor: Any, *, tree: str 
     """
     runner = _Runner(executor=executor, pre_executor=processor.IterativeExecutor(status=False),
                               schema=NanoAODSchema, chunksize=chunksize)
-    fileset = {"dataset": {"files": {str(path): tree for path in files}}}
+    sources = [f if isinstance(f, Source) else Source(str(f), tree) for f in files]
+    if all(s.start == 0 and s.stop is None for s in sources):
+        fileset: Any = {"dataset": {"files": {s.path: s.tree for s in sources}}}
+    else:
+        fileset = work_items(sources, chunksize)
     try:
         return runner(fileset, processor_instance=SelectProcessor(plan), treename=tree)
     except Exception as err:               # coffea wraps a chunk's error: say ours in one line
