@@ -24,7 +24,7 @@ Peak memory is the child's maximum resident set size from ``os.wait4`` (for ``--
 the largest single process of law's pool, not their sum).
 
     .venv/bin/python benchmarks/end_to_end.py [--events 1000000] [--files 1] [--repeat 5]
-                                              [--cores 1] [--workdir DIR] 2>/dev/null
+                                              [--cores 1] [--keep-all] [--lz4] [--workdir DIR] 2>/dev/null
 """
 
 from __future__ import annotations
@@ -67,12 +67,16 @@ systematics: null
 model: null
 fit: null
 plots: null
-"""
+{skim}"""
+#: ``--keep-all``: no skim preselection (with LZ4 inputs, ``--lz4``, the Skims are views: no copy)
+KEEP_ALL = "skim: {preselection: null}\n"
+VARIANT = {"skim": "", "lz4": False}
 
 
 # ---- setup ----------------------------------------------------------------------------
 def generate_inputs(folder: Path, events: int, n_files: int) -> list:
-    """``events`` ttbar events in ``n_files`` files (seeds 1..K); existing files are reused."""
+    """``events`` ttbar events in ``n_files`` files (seeds 1..K); existing files are reused.
+    With ``--lz4`` each is written again with LZ4 (generate.py writes ZLIB)."""
     from analysis.io.generate import generate_file
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,15 +89,30 @@ def generate_inputs(folder: Path, events: int, n_files: int) -> list:
             partial = path.with_suffix(".partial.root")
             generate_file(partial, DATASET, size, seed)
             partial.rename(path)
-        paths.append(path)
+        paths.append(as_lz4(path) if VARIANT["lz4"] else path)
     return paths
+
+
+def as_lz4(path: Path) -> Path:
+    """The same events written with LZ4 (the skims' compression) beside ``path``."""
+    import uproot
+
+    from analysis.io.skim import read_chunk, write_tree
+
+    out = path.with_name(path.stem + "_lz4.root")
+    if not out.exists():
+        tree = uproot.open(path)["Events"]
+        partial = out.with_suffix(".partial.root")
+        write_tree(partial, read_chunk(str(path), "Events", tree.keys(), 0, tree.num_entries))
+        partial.rename(out)
+    return out
 
 
 def write_fork(path: Path, files: list, threshold: int | None) -> Path:
     """A fork of the demo reading ``files``; with ``threshold``, 4j1b also needs H_T > it."""
     cut = NOMINAL_CUT if threshold is None else CUT_WITH_HT.format(threshold=threshold)
     path.write_text(FORK.format(demo=DEMO, name=NAME, files=json.dumps([str(f) for f in files]),
-                                cut=json.dumps(cut)))
+                                cut=json.dumps(cut), skim=VARIANT["skim"]))
     return path
 
 
@@ -245,8 +264,9 @@ def report(results: dict, events: int, n_files: int, repeat: int, cores: int) ->
                       f"identical H_T histograms" + (f"; {bad[0]}" if bad else ""))
         checks.append(f"  (Heirloom ran: {', '.join(entry['ran'][0])})")
     executor = f"`--executor futures --cores {cores}`" if cores > 1 else "the iterative executor"
+    variant = (" (LZ4)" if VARIANT["lz4"] else "") + ("; no skim preselection" if VARIANT["skim"] else "")
     lines = [f"## End to end: `law run Histograms` vs a hand-written script (median of {repeat}; {machine()})", "",
-             f"{events:,} generated ttbar events in {n_files} file(s); Heirloom with {executor}; "
+             f"{events:,} generated ttbar events in {n_files} file(s){variant}; Heirloom with {executor}; "
              f"the ratio is Heirloom's median / the hand-written median (range: per pair). The goals "
              f"apply at 1 M and 5 M events.", "",
              markdown_table(["measurement", "command", "median [s]", "min [s]", "max [s]", "/ hand-written",
@@ -265,7 +285,11 @@ def main(argv=None) -> int:
     parser.add_argument("--cores", type=int, default=1, help="N > 1: law run --executor futures --cores N")
     parser.add_argument("--law-args", default="", help="more arguments for law run, e.g. '--workers 2'")
     parser.add_argument("--workdir", type=Path, help="keep the inputs, forks, logs and last store here")
+    parser.add_argument("--keep-all", action="store_true", help="no skim preselection (the skims keep every event)")
+    parser.add_argument("--lz4", action="store_true", help="inputs written with LZ4: with --keep-all, "
+                        "the Skims are views of them (skim.copy: auto), not copies")
     args = parser.parse_args(argv)
+    VARIANT.update(skim=KEEP_ALL if args.keep_all else "", lz4=args.lz4)
     if args.events < args.files or args.files < 1 or args.repeat < 1:
         parser.error("need --files >= 1, --events >= --files and --repeat >= 1")
 
