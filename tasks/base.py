@@ -49,6 +49,8 @@ DYNAMIC_IMPORTS = {
                              "the key of every task whose expressions call them (AnalysisConfig.plugins_used)",
     "tasks": "the lazy lookup of task classes by name (tasks.Plot, tasks.load_all) for the command line: "
              "no task's computation goes through it, and each task class's key covers its own module",
+    "tasks.progress": "each task class's warm_imports, imported once in the main process before luigi or the "
+                      "run's pool forks: modules the tasks import again themselves, so nothing computes through it",
 }
 _CODE: dict = {}
 _CODE_CACHES: dict = {}

@@ -31,6 +31,14 @@ def needed_branches(cfg: AnalysisConfig, branches: Iterable[str]) -> list:
     ['event', 'nJet', 'Jet_pt', 'Jet_area']
     """
     branches = list(branches)
+    memo = cfg.__dict__.setdefault("_needed_branches", {})   # every Skim of a DAG asks, with the same list
+    found = memo.get(tuple(branches))
+    if found is None:
+        found = memo[tuple(branches)] = _needed(cfg, branches)
+    return list(found)
+
+
+def _needed(cfg: AnalysisConfig, branches: list) -> list:
     branch_set = set(branches)
     keep = {b for b in EVENT_IDS if b in branch_set}
     keep.update(b for b in cfg.section("skim", "keep", default=[]) if b in branch_set)

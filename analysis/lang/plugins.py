@@ -15,6 +15,7 @@ exactly the tasks that use it.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.abc
 import importlib.util
@@ -60,18 +61,25 @@ class Plugin:
     def fingerprint(self) -> str:
         """Of the plugin's normalised source (comments, docstrings and formatting do not
         count) and of its import statements in full (which library a name comes from does)."""
-        text = Path(self.source_path).read_text()
-        imports = sorted(ast.unparse(node) for node in ast.walk(ast.parse(text))
-                         if isinstance(node, (ast.Import, ast.ImportFrom)))
-        digest = hashlib.sha256(source_fingerprint(text, self.source_path).encode())
-        digest.update("\n".join(imports).encode())
-        return digest.hexdigest()[:20]
+        return _fingerprint(self.source_path, self.sha256)
 
     def functions(self) -> dict[str, PluginFunction]:
         """The exported functions, as ``{"alias.name": callable}``."""
         reads = dict(self.reads)
         return {f"{self.alias}.{name}": PluginFunction(self.source_path, self.sha256, name, reads.get(name))
                 for name in self.exports}
+
+
+@functools.lru_cache(maxsize=256)
+def _fingerprint(path: str, sha256: str) -> str:
+    """:attr:`Plugin.fingerprint`, once per process for each trusted content (every task
+    of a DAG asks for it: 20 times for the AGC's)."""
+    text = Path(path).read_text()
+    imports = sorted(ast.unparse(node) for node in ast.walk(ast.parse(text))
+                     if isinstance(node, (ast.Import, ast.ImportFrom)))
+    digest = hashlib.sha256(source_fingerprint(text, path).encode())
+    digest.update("\n".join(imports).encode())
+    return digest.hexdigest()[:20]
 
 
 def exported_functions(source: str, filename: str = "<plugin>") -> tuple[str, ...]:
