@@ -94,7 +94,7 @@ def _code_cache() -> CodeCache:
 def manifest() -> Manifest:
     root = store.store_root()
     if root not in _MANIFESTS:
-        _MANIFESTS[root] = Manifest(root)
+        _MANIFESTS[root] = Manifest(root, cache_file("files.json"))
     return _MANIFESTS[root]
 
 

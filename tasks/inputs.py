@@ -155,7 +155,7 @@ class Skim(HeirloomTask):
                 and not ds.is_generated(cfg, self.dataset) and "://" not in source)
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
-        if skim_pool.usable(execution().executor, pool_size()):
+        if skim_pool.usable(execution().executor, pool_size()) and not skim_pool.handed(self.key()):
             self._hand_siblings_to_pool()
         stats = skim_pool.take(self.key(), outdir) or skim_pool.run_job(self.cfg, self.job(), outdir)
         rate = stats["events_in"] / max(stats["seconds"], 1e-6)

@@ -136,6 +136,11 @@ def start(cfg: Any, chunks: list, workers: int) -> int:
     return len(new)
 
 
+def handed(key: str) -> bool:
+    """Whether the chunk ``key`` was handed to the pool (and not taken yet)."""
+    return key in _PENDING
+
+
 def take(key: str, outdir: Path) -> dict | None:
     """The stats of the chunk ``key`` once its worker is done, its files moved into
     ``outdir``; None when it was not handed over or its job failed (skim it here)."""

@@ -123,3 +123,30 @@ def test_verify_inputs_rehashes_and_names_a_file_changed_behind_the_cache(analys
     again = subprocess.run([str(VENV_BIN / "heirloom"), "verify", "--inputs"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 0                                    # the cache now holds the true digest
+
+
+def test_a_new_store_reuses_the_users_identity_of_a_file_and_not_of_a_changed_one(tmp_path, monkeypatch):
+    """The user's cache (``files.json``) gives a new store the identity another store
+    computed, while the file's size, mtime, ctime and inode are unchanged; a rewritten
+    file is hashed again."""
+    from analysis.io import fileid
+
+    path, shared = tmp_path / "events.root", tmp_path / "cache" / "files.json"
+    write_events(path)
+    first = fileid.Manifest(tmp_path / "store1", shared)
+    known = first.identify(path)
+    first.save()
+    assert shared.exists()
+
+    def no_hashing(*args):
+        raise AssertionError("hashed again")
+
+    monkeypatch.setattr(fileid, "file_digest", no_hashing)
+    second = fileid.Manifest(tmp_path / "store2", shared)
+    assert second.identify(path) == known
+    second.save()
+    assert (tmp_path / "store2" / "manifests" / "files.json").exists()      # the new store keeps it too
+    monkeypatch.undo()
+    write_events(path, scale=1.5)                                             # same size, other bytes
+    changed = fileid.Manifest(tmp_path / "store3", shared).identify(path)
+    assert changed.key() != known.key() and changed.size == known.size

@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from analysis.errors import InputFileError, StoreError
 from analysis.io import remote
+from analysis.store.user_cache import load_dict, save_dict
 
 T = TypeVar("T")
 
@@ -250,10 +251,12 @@ _VERSION = {"root": 4, "parquet": 4}
 class Manifest:
     """The cache of file identities in one store."""
 
-    def __init__(self, store: Path):
+    def __init__(self, store: Path, shared: Path | None = None):
         self.path = store / "manifests" / "files.json"
         self._entries: dict | None = None
         self._dirty = False
+        self._shared_path = shared          # the user's cache of local files' identities, for every store
+        self._shared: dict | None = None
         self._seen: dict[str, FileIdentity | InputFileError] = {}    # remote files stat'ed by this process
 
     def _load(self) -> dict:
@@ -294,19 +297,29 @@ class Manifest:
             raise InputFileError(str(path), err.strerror or "not found") from None
         fmt = file_format(full, format)
         cache_key = f"{full}|{tree}"
-        cached = self._load().get(cache_key)
-        if not rehash and cached and cached.get("stamp") == _stamp(stat) \
-                and cached.get("format") == fmt and cached.get("version") == _VERSION[fmt]:
-            fields = {k: v for k, v in cached.items() if k not in ("stamp", "version")}
-            return FileIdentity(**fields | {"branches": tuple(cached["branches"]),
-                                            "clusters": tuple(cached.get("clusters", ()))})
+        fresh = _fresh(self._load().get(cache_key), stat, fmt) or _fresh(self._shared_entries().get(cache_key),
+                                                                          stat, fmt)
+        if not rehash and fresh:
+            if self._load().get(cache_key) != fresh:        # known from another store: this one keeps it too
+                self._load()[cache_key], self._dirty = fresh, True
+            fields = {k: v for k, v in fresh.items() if k not in ("stamp", "version")}
+            return FileIdentity(**fields | {"branches": tuple(fresh["branches"]),
+                                            "clusters": tuple(fresh.get("clusters", ()))})
         entries, branches, clusters = _read_entries(full, tree, fmt)
         ident = FileIdentity(full, Path(full).name, stat.st_size, file_digest(full), entries, branches, fmt,
                              clusters=clusters)
-        self._load()[cache_key] = {k: v for k, v in asdict(ident).items() if k != "trusted"} | {
+        entry = {k: v for k, v in asdict(ident).items() if k != "trusted"} | {
             "stamp": _stamp(stat), "branches": list(branches), "version": _VERSION[fmt]}
+        self._load()[cache_key] = self._shared_entries()[cache_key] = entry
         self._dirty = True
         return ident
+
+    def _shared_entries(self) -> dict:
+        """The user's cache of local files' identities (``{}`` without one): a new store
+        does not hash again a file that another store on this machine identified."""
+        if self._shared is None:
+            self._shared = load_dict(self._shared_path)
+        return self._shared
 
     def _identify_remote(self, url: str, tree: str, format: str | None, version: str | None,
                          rehash: bool) -> FileIdentity:
@@ -383,7 +396,23 @@ class Manifest:
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self._entries, indent=1, sort_keys=True))
         os.replace(tmp, self.path)
+        if self._shared_path is not None and self._shared:
+            latest = load_dict(self._shared_path) | self._shared       # another process's entries kept
+            save_dict(self._shared_path, dict(list(latest.items())[-SHARED_FILES:]), indent=0)
         self._dirty = False
+
+
+#: local files whose identity the user's cache keeps at most
+SHARED_FILES = 2000
+
+
+def _fresh(entry: dict | None, stat: os.stat_result, fmt: str) -> dict | None:
+    """A cached identity if it is still the file's: the same size, mtime, ctime and inode,
+    format and record version."""
+    if entry and entry.get("stamp") == _stamp(stat) and entry.get("format") == fmt \
+            and entry.get("version") == _VERSION[fmt]:
+        return entry
+    return None
 
 
 @dataclass(frozen=True)
