@@ -80,8 +80,8 @@ def hypotest(background_only: dict, patch: dict, settings: ScanSettings) -> tupl
     """(observed CLs, [expected CLs at -2..+2 sigma]) of one PatchSet entry.
 
     >>> observed, expected = hypotest(bkg, {"metadata": {"name": "p", "values": [1]}, "patch": ops}, ScanSettings())
-    >>> round(observed, 4), [round(cls, 4) for cls in expected]
-    (0.2241, [0.0302, 0.0876, 0.2301, 0.5, 0.8064])
+    >>> round(observed, 3), [round(cls, 3) for cls in expected]    # +2 sigma is 0.80645: at 4 digits, a coin toss
+    (0.224, [0.03, 0.088, 0.23, 0.5, 0.806])
     """
     import pyhf
 
