@@ -170,4 +170,5 @@ class Skim(HeirloomTask):
         others = skim_pool.expected() or [Skim.req(self, dataset=self.dataset, chunk=c.index)
                                           for c in dataset_chunks(self, self.dataset)]
         todo = [self] + [task for task in others if task.key() != self.key() and not task.complete()]
-        skim_pool.start(self.cfg, [(task.store_entry(), task.job()) for task in todo], pool_size())
+        skim_pool.start([(task.store_entry(), task.job()) for task in todo], pool_size(),
+                        {str(task.config): task.cfg for task in todo})

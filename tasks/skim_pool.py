@@ -117,9 +117,11 @@ def usable(executor: str, workers: int) -> bool:
     return executor == "futures" and workers > 1 and multiprocessing.parent_process() is None
 
 
-def start(cfg: Any, chunks: list, workers: int) -> int:
+def start(chunks: list, workers: int, configs: dict) -> int:
     """Hand the chunks ``[(entry, job), ...]`` (a Skim's store entry and its SkimJob) that
-    are not handed over yet to the run's pool of ``workers``; returns how many were."""
+    are not handed over yet to the run's pool of ``workers``; returns how many were.
+    ``configs``: ``{path: loaded config}`` of the jobs' configs, which the pool's workers
+    inherit when it forks here (a run can hold the Skims of a config and of its fork)."""
     from analysis.io import skim  # noqa: F401  (imported before the pool forks: its workers inherit it)
     from analysis.select.executors import run_pool
 
@@ -127,7 +129,7 @@ def start(cfg: Any, chunks: list, workers: int) -> int:
                  key=lambda pair: pair[1].start - pair[1].stop)      # the largest first: they end together
     if not new:
         return 0
-    _CONFIGS.setdefault(new[0][1].config, cfg)
+    _CONFIGS.update(configs)
     pool = run_pool(workers)
     for entry, job in new:
         folder = entry.root / "tmp" / f"{entry.family}-{entry.key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
