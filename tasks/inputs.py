@@ -9,6 +9,7 @@ import luigi
 
 from analysis.io import datasets as ds
 from analysis.io.columns import needed_branches
+from analysis.io.remote import is_remote
 from analysis.config.model import check_names
 from tasks import skim_pool
 from tasks.base import HeirloomTask, execution, manifest, pool_size
@@ -84,7 +85,6 @@ class Skim(HeirloomTask):
     #: what its run imports: imported before luigi or the run's pool forks (tasks/progress.py)
     warm_imports = ("awkward", "uproot", "analysis.io.skim")
 
-
     dataset = luigi.Parameter(description="dataset name in the config")
     chunk = luigi.IntParameter(description="chunk index within the dataset")
 
@@ -134,11 +134,15 @@ class Skim(HeirloomTask):
     def label(self):
         return f"{self.dataset}__{self.chunk}"
 
+    def source(self) -> str:
+        """The file this chunk's entries are in (a generated one in the store, or a listed one)."""
+        return source_files(self, self.dataset)[self._chunk().file_index]
+
     def job(self) -> "skim_pool.SkimJob":
         """This chunk's skim as plain values (what a pool worker gets)."""
         cfg = self.cfg
         chunk = self._chunk()
-        source = source_files(self, self.dataset)[chunk.file_index]
+        source = self.source()
         fmt = "root" if ds.is_generated(cfg, self.dataset) else identify(cfg, self.dataset, source).format
         has_preselection = "preselection" in cfg.section("skim", default={})
         return skim_pool.SkimJob(str(self.config), source, self.config_excerpt()["tree"], tuple(self._branches()),
@@ -152,7 +156,7 @@ class Skim(HeirloomTask):
         copied: a CI cache keeps the skims and drops what Generate made."""
         cfg = self.cfg
         return (cfg.section("skim", "copy", default="auto") == "auto" and fmt == "root"
-                and not ds.is_generated(cfg, self.dataset) and "://" not in source)
+                and not ds.is_generated(cfg, self.dataset) and not is_remote(source))
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
         if skim_pool.usable(execution().executor, pool_size()) and not skim_pool.handed(self.key()):

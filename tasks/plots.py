@@ -22,7 +22,6 @@ class Plot(HeirloomTask):
     #: what its run imports: imported before luigi or the run's pool forks (tasks/progress.py)
     warm_imports = ("matplotlib", "mplhep")
 
-
     def config_excerpt(self):
         from analysis.plot.layout import plot_layout
 

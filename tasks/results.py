@@ -84,7 +84,6 @@ class Fit(HeirloomTask):
     #: what its run imports: imported before luigi or the run's pool forks (tasks/progress.py)
     warm_imports = ("pyhf", "cabinetry")
 
-
     def config_excerpt(self):
         from analysis.stats.modelspec import fit_model
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import luigi
 
 from analysis.config.model import region_observables
+from analysis.io.columns import needed_branches
 from tasks.base import HeirloomTask, execution, pool_size
-from tasks.inputs import Skim, dataset_chunks
+from tasks.inputs import Skim, dataset_branches, dataset_chunks
 
 
 def cuda_models(cfg) -> list:
@@ -63,7 +64,6 @@ class Select(HeirloomTask):
 
     #: what its run imports: imported before luigi or the run's pool forks (tasks/progress.py)
     warm_imports = ("coffea.nanoevents", "coffea.processor", "analysis.select.processor", "pyarrow.parquet")
-
 
     dataset = luigi.Parameter(description="dataset name in the config")
     format_version = 1
@@ -128,6 +128,7 @@ class Select(HeirloomTask):
         config, which names the file whose content identity the Skim's key holds."""
         from analysis.io.skim import SKIM_TREE, VIEW_FILE
         from analysis.select.processor import Source
+        from tasks.skim_pool import SKIM_FILE
 
         skims = self.requires()
         out = []
@@ -136,9 +137,9 @@ class Select(HeirloomTask):
                 continue
             if (path / VIEW_FILE).exists():
                 view = json.loads((path / VIEW_FILE).read_text())
-                out.append(Source(skims[name].job().source, view["tree"], *view["entries"]))
+                out.append(Source(skims[name].source(), view["tree"], *view["entries"]))
             else:
-                out.append(Source(str(path / "skim.root"), SKIM_TREE))
+                out.append(Source(str(path / SKIM_FILE), SKIM_TREE))
         return out
 
     def _chunk_size(self, files: list) -> int:
@@ -152,8 +153,8 @@ class Select(HeirloomTask):
         if not budget or not files:
             return largest
         try:
-            skim = next(iter(self.requires().values()))          # every chunk reads the same branches
-            per_event = memory.bytes_per_event([(f.path, f.tree) for f in files], branches=skim.job().branches)
+            branches = needed_branches(cfg, dataset_branches(self, self.dataset))   # what every chunk reads
+            per_event = memory.bytes_per_event([(f.path, f.tree) for f in files], branches=branches)
             size = memory.chunk_for_budget(budget, memory.held_mb(), per_event, largest)
         except memory.MemoryBudgetError as err:
             raise cfg.error(f"{err}: raise it", "select", "memory_mb") from None
@@ -216,7 +217,6 @@ class Histogram(HeirloomTask):
 
     #: what its run imports: imported before luigi or the run's pool forks (tasks/progress.py)
     warm_imports = ("pyarrow.dataset", "pandas", "hist", "analysis.hist.histograms")
-
 
     dataset = luigi.Parameter(description="dataset name in the config")
 

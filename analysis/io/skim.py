@@ -234,13 +234,14 @@ def skim_chunk(source: str, tree: str, branches: list, start: int, stop: int,
     if preselection is not None:
         mask = np.asarray(ak.to_numpy(ak.fill_none(preselection.evaluate(namespace), False)), dtype=bool)
     stats = SkimStats(n_in, int(mask.sum()), float(weights.sum()), float(weights[mask].sum()))
-    if decide_with is not None and mask.all():
+    keeps_all = bool(mask.all())
+    if decide_with is not None and keeps_all:
         view = {"tree": tree, "entries": [start, stop]}
         (output.parent / VIEW_FILE).write_text(json.dumps(view, indent=1))
         return stats
     rest = [b for b in branches if b not in arrays]
     arrays.update(_read(source, tree, rest, start, stop, format) if rest else {})
-    arrays = {name: arrays[name] if mask.all() else arrays[name][mask] for name in branches}
+    arrays = {name: arrays[name] if keeps_all else arrays[name][mask] for name in branches}
     write_tree(output, arrays, SKIM_TREE)
     return stats
 

@@ -102,8 +102,7 @@ def work_items(sources: list, chunksize: int) -> list:
             uuid, entries = handle.file.fUUID, handle[source.tree].num_entries
         stop = entries if source.stop is None else source.stop
         for start in range(source.start, stop, chunksize):
-            items.append(WorkItem("dataset", source.path, source.tree, start, min(start + chunksize, stop),
-                                            uuid))
+            items.append(WorkItem("dataset", source.path, source.tree, start, min(start + chunksize, stop), uuid))
     return items
 
 
