@@ -66,12 +66,57 @@ def identify(cfg, dataset: str, path: str):
 
 
 def dataset_chunks(task: HeirloomTask, dataset: str) -> list:
+    """A dataset's Skim chunks: ``skim.chunk_size`` entries, or fewer per file where
+    ``skim.memory_mb`` asks (:mod:`analysis.io.budget`), ending on basket boundaries."""
     cfg = task.cfg
     size = int(cfg.section("skim", "chunk_size", default=ds.DEFAULT_CHUNK))
     if ds.is_generated(cfg, dataset):
-        return ds.chunks([ds.generated_entries(ds.generator_spec(cfg, dataset))], size)
+        return ds.chunks([ds.generated_entries(ds.generator_spec(cfg, dataset))],
+                         [skim_chunk_size(task, dataset, size, None)])
     files = [identify(cfg, dataset, path) for path in ds.input_files(cfg, dataset)]
-    return ds.chunks([f.entries for f in files], size, [f.clusters for f in files])   # basket-aligned
+    sizes = [skim_chunk_size(task, dataset, size, f) for f in files]
+    return ds.chunks([f.entries for f in files], sizes, [f.clusters for f in files])   # basket-aligned
+
+
+def skim_chunk_size(task: HeirloomTask, dataset: str, largest: int, identity) -> int:
+    """Events per Skim chunk of one input file (``identity``; None: the generated file):
+    ``largest``, or fewer when ``skim.memory_mb`` cannot hold that many of the branches the
+    Skim reads. A budget too small for any chunk is a located config error."""
+    cfg = task.cfg
+    budget = cfg.section("skim", "memory_mb", default=None)
+    if budget is None:
+        return largest
+    from analysis.errors import MemoryBudgetError
+    from analysis.io.budget import skim_chunk_size as for_budget
+
+    branches = tuple(needed_branches(cfg, dataset_branches(task, dataset)))
+    try:
+        return for_budget(budget, _bytes_per_event(cfg, dataset, identity, branches), largest)
+    except MemoryBudgetError as err:
+        raise cfg.error(f"{err}: raise it", "skim", "memory_mb") from None
+
+
+_PER_EVENT: dict = {}
+
+
+def _bytes_per_event(cfg, dataset: str, identity, branches: tuple) -> float:
+    """Uncompressed bytes per event of the Skim's branches in one input (from its
+    metadata, once per file content and process)."""
+    import json
+
+    from analysis.io import budget
+
+    tree = cfg.datasets[dataset].get("tree", cfg.tree)
+    if identity is None:
+        spec = ds.generator_spec(cfg, dataset)
+        processes = tuple(sorted(v["process"] for v in spec["mixture"].values())) if "mixture" in spec \
+            else (spec["process"],)
+        return budget.generated_bytes_per_event(processes, json.dumps(spec["params"], sort_keys=True), branches)
+    memo = (json.dumps(identity.key(), sort_keys=True), identity.path, tree, branches)
+    if memo not in _PER_EVENT:
+        _PER_EVENT[memo] = budget.parquet_bytes_per_event(identity.path, branches) if identity.format == "parquet" \
+            else budget.bytes_per_event([(identity.path, tree)], branches=branches)
+    return _PER_EVENT[memo]
 
 
 def dataset_branches(task: HeirloomTask, dataset: str) -> tuple:
@@ -165,7 +210,12 @@ class Skim(HeirloomTask):
         rate = stats["events_in"] / max(stats["seconds"], 1e-6)
         print(f"Skim[{self.dataset} #{self.chunk}]: {stats['events_in']} -> {stats['events_out']} events "
               f"({rate / 1e3:.1f} kHz)", flush=True)
-        return {"events": stats["events_in"]}
+        budget = self.cfg.section("skim", "memory_mb", default=None)
+        if budget and stats["peak_mb"] > budget:
+            print(f"Skim[{self.dataset} #{self.chunk}]: peak memory {stats['peak_mb']:.0f} MB passed skim.memory_mb = "
+                  f"{budget} (chunks of {stats['events_in']} events; the peak includes what the process held "
+                  "before): set a larger budget where the workers have the memory", flush=True)
+        return {"events": stats["events_in"], "peak_memory_mb": round(stats["peak_mb"])}
 
     def _hand_siblings_to_pool(self) -> None:
         """The Skims this run scheduled, or the chunks of this dataset, to the run's pool

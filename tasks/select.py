@@ -9,6 +9,7 @@ from pathlib import Path
 import luigi
 
 from analysis.config.model import region_observables
+from analysis.io.budget import reset_peak
 from analysis.io.columns import needed_branches
 from tasks.base import HeirloomTask, execution, pool_size
 from tasks.inputs import Skim, dataset_branches, dataset_chunks
@@ -98,6 +99,7 @@ class Select(HeirloomTask):
         chunk_size = self._chunk_size(files)
         if files:
             executor = self._executor()
+            reset_peak()                    # the provenance's peak: from what this process holds now
             try:
                 output = run_selection(files, plan, executor, chunksize=chunk_size)
                 where = self._where(executor)

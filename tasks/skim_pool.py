@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from analysis.io.budget import peak_mb, reset_peak
 from analysis.load import load_config
 
 SKIM_FILE, STATS_FILE = "skim.root", "stats.json"      # or view.json instead of skim.root
@@ -67,6 +68,7 @@ def run_job(cfg: Any, job: SkimJob, outdir: Path) -> dict:
     from analysis.io.skim import fast_to_reread, skim_chunk
 
     t0 = time.time()
+    reset_peak()
     paths = [path for path in (job.preselection, job.event_weight) if path]
     preselection = cfg.expression(*job.preselection) if job.preselection else None
     weight = cfg.expression(*job.event_weight) if job.event_weight else None
@@ -75,7 +77,7 @@ def run_job(cfg: Any, job: SkimJob, outdir: Path) -> dict:
                        outdir / SKIM_FILE, format=job.format,
                        decide_with=expression_branches(cfg, paths, job.branches) if refer else None)
     (outdir / STATS_FILE).write_text(json.dumps(stats.__dict__, indent=1))
-    return {**asdict(stats), "seconds": time.time() - t0}
+    return {**asdict(stats), "seconds": time.time() - t0, "peak_mb": peak_mb()}
 
 
 _CONFIGS: dict[str, Any] = {}

@@ -220,6 +220,9 @@ SCHEMA = _obj({
     "skim": _obj({
         "preselection": _EXPR,
         "chunk_size": _CHUNK_SIZE,
+        "memory_mb": {"type": "integer", "minimum": 100, "maximum": 10_000_000,
+                      "description": "memory budget per worker process: Skim chunks of at most chunk_size events "
+                                     "that fit it (it decides the chunks, so it can change Skim keys)"},
         "keep": _STRINGS,
         "copy": {"enum": ["auto", "always"],
                  "description": "auto: a chunk whose every event passes, of a local ROOT file stored uncompressed, "

@@ -166,11 +166,13 @@ def _drawing_code() -> str:
     return digest.hexdigest()
 
 
-def chunks(entries_per_file: list, chunk_size: int, clusters_per_file: list | None = None) -> list:
-    """Split files into chunks of at most ``chunk_size`` entries.
+def chunks(entries_per_file: list, chunk_size: int | list, clusters_per_file: list | None = None) -> list:
+    """Split files into chunks of at most ``chunk_size`` entries (one number, or one per file).
 
     >>> [(c.file_index, c.start, c.stop) for c in chunks([250, 100], 100)]
     [(0, 0, 100), (0, 100, 200), (0, 200, 250), (1, 0, 100)]
+    >>> [(c.file_index, c.start, c.stop) for c in chunks([250, 100], [250, 50])]
+    [(0, 0, 250), (1, 0, 50), (1, 50, 100)]
 
     With a file's cluster boundaries (the entries where every branch starts a new basket,
     ``FileIdentity.clusters``) each chunk ends on one, so that no basket is read and
@@ -185,7 +187,8 @@ def chunks(entries_per_file: list, chunk_size: int, clusters_per_file: list | No
     out: list[Chunk] = []
     for file_index, entries in enumerate(entries_per_file):
         clusters = clusters_per_file[file_index] if clusters_per_file else ()
-        for start, stop in _aligned(entries, chunk_size, clusters):
+        size = chunk_size[file_index] if isinstance(chunk_size, list) else chunk_size
+        for start, stop in _aligned(entries, size, clusters):
             out.append(Chunk(len(out), file_index, start, stop))
     return out
 

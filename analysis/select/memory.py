@@ -23,20 +23,17 @@ to the budget.
 
 from __future__ import annotations
 
-import math
 import os
-import resource
-from typing import Iterable
 
-from analysis.errors import MemoryBudgetError
+from analysis.errors import MemoryBudgetError  # noqa: F401  (raised by chunk_for_budget)
+from analysis.io.budget import SMALLEST_CHUNK, bytes_per_event, events_for_budget  # noqa: F401
+from analysis.io.budget import peak_mb as _peak_since_reset
 
 #: memory a chunk takes per byte of its branches as read: 0.33 measured, with a margin
 #: (benchmarks/memory_budget.py)
 WORKING_FACTOR = 2.0
 #: what the event loop adds before its first chunk grows: about 100 MB measured
 LOOP_MB = 150.0
-#: fewer events per chunk than this and the loop's per-chunk overhead dominates
-SMALLEST_CHUNK = 1_000
 
 
 def chunk_for_budget(budget_mb: float, held_mb: float, bytes_per_event: float, largest: int) -> int:
@@ -44,37 +41,7 @@ def chunk_for_budget(budget_mb: float, held_mb: float, bytes_per_event: float, l
     before the loop, at most ``largest`` (``select.chunk_size``). Raises
     :class:`MemoryBudgetError` when fewer than :data:`SMALLEST_CHUNK` events fit (the
     module's example shows a call)."""
-    room = (budget_mb - held_mb - LOOP_MB) * 1e6
-    per_event = max(bytes_per_event, 1.0) * WORKING_FACTOR
-    fitting = math.floor(room / per_event) if room > 0 else 0
-    if fitting < SMALLEST_CHUNK:
-        need = held_mb + LOOP_MB + SMALLEST_CHUNK * per_event / 1e6
-        raise MemoryBudgetError(f"a budget of {budget_mb:.0f} MB per worker leaves no room for a chunk: the process "
-                                f"holds {held_mb:.0f} MB before the first event, and {SMALLEST_CHUNK} events need "
-                                f"about {need:.0f} MB in all")
-    return min(largest, fitting)
-
-
-def bytes_per_event(files: Iterable, tree: str = "Events", branches: Iterable[str] | None = None) -> float:
-    """Uncompressed bytes per entry of every branch (or of ``branches``) of ``files``
-    (ROOT files, or ``(path, tree)`` pairs; from the baskets' headers, nothing is
-    decompressed).
-
-    >>> round(bytes_per_event([nano])), round(bytes_per_event([(nano, "Events")], branches=["nJet", "Jet_pt"]))
-    (280, 28)
-    """
-    import uproot
-
-    total, entries = 0, 0
-    wanted = None if branches is None else set(branches)
-    for item in files:
-        path, name = (item, tree) if isinstance(item, str) else item
-        with uproot.open(path) as handle:
-            events = handle[name]
-            total += sum(branch.uncompressed_bytes for branch in events.itervalues(recursive=True)
-                         if wanted is None or branch.name in wanted)
-            entries += events.num_entries
-    return total / entries if entries else 0.0
+    return events_for_budget(budget_mb, held_mb + LOOP_MB, bytes_per_event, WORKING_FACTOR, largest)
 
 
 def held_mb() -> float:
@@ -92,4 +59,4 @@ def peak_mb() -> float:
     >>> peak_mb() > 0
     True
     """
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 * 1.048576    # KiB on Linux
+    return _peak_since_reset()
