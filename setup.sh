@@ -146,8 +146,9 @@ case "$MODE" in
         make_tool_env
         test_services
         set +e
-        # two workers (pytest-xdist), each test module whole in one of them (three were slower)
-        "$VENV/bin/python" -m pytest -n "${HEIRLOOM_TEST_WORKERS:-2}" --dist loadfile "$@"
+        # two workers (pytest-xdist), each test module whole in one of them (three were slower),
+        # the longest modules first (tests/conftest.py: LONGEST_FIRST)
+        "$VENV/bin/python" -m pytest -n "${HEIRLOOM_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
         rc=$?
         set -e
         [ $rc -eq 5 ] && { echo "no tests were collected" >&2; exit 1; }

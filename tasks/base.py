@@ -269,7 +269,7 @@ class HeirloomTask(law.Task):
         """What luigi schedules first: the inputs, or with ``--workflow slurm|htcondor``
         one batch workflow per task family below this task."""
         if self.workflow == "local":
-            return super().deps()
+            return list(self.input_tasks().values())       # requires() once per task: the key asks too
         from tasks.batch.workflow import BatchBranches
 
         return BatchBranches.for_top(self)
@@ -282,12 +282,19 @@ class HeirloomTask(law.Task):
         return cached
 
     def input_tasks(self) -> dict:
-        reqs = self.requires()
-        if isinstance(reqs, dict):
-            return reqs
-        if isinstance(reqs, (list, tuple)):
-            return {str(i): r for i, r in enumerate(reqs)}
-        return {"input": reqs} if reqs is not None else {}
+        """``requires()`` as a dict of name -> task, made once per task instance (a task's
+        parameters and config decide it; its key, its run and the progress line ask again)."""
+        cached = self.__dict__.get("_input_tasks")
+        if cached is None:
+            reqs = self.requires()
+            if isinstance(reqs, dict):
+                cached = dict(reqs)
+            elif isinstance(reqs, (list, tuple)):
+                cached = {str(i): r for i, r in enumerate(reqs)}
+            else:
+                cached = {"input": reqs} if reqs is not None else {}
+            self.__dict__["_input_tasks"] = cached
+        return cached
 
     def components(self) -> dict:
         """The record whose hash is this task's key (cached per task instance)."""
