@@ -38,6 +38,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -250,7 +251,9 @@ def run(steps: list[Step], checkout: Path, env: dict, *, doc: str, shared_data: 
         if step.condition == "needs shared data" and not shared_data:
             skipped.append(f"{where}: {step.text} (needs ../shared/data)")
             continue
+        started = time.time()
         failure = _run_command(step, checkout, env, prelude, substitute or {}, timeout)
+        print(f"{where}: {time.time() - started:6.1f} s  {step.text.splitlines()[0][:90]}")     # shown with -s
         if failure:
             failures.append(f"{where}: `{step.text}`: {failure}")
     return failures, skipped
