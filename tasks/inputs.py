@@ -12,7 +12,8 @@ from analysis.io.columns import needed_branches
 from analysis.io.remote import is_remote
 from analysis.config.model import check_names
 from tasks import skim_pool
-from tasks.base import HeirloomTask, execution, manifest, pool_size
+from tasks.base import HeirloomTask, manifest
+from tasks.execution import execution, pool_size
 
 GENERATED_FILE = "events.root"
 

@@ -12,7 +12,8 @@ import json
 import time
 from pathlib import Path
 
-from tasks.base import HeirloomTask, execution, pool_size
+from tasks.base import HeirloomTask
+from tasks.execution import execution, pool_size
 
 
 def _archive_excerpt(cfg) -> dict:

@@ -33,6 +33,7 @@ import luigi.worker
 from luigi.scheduler import DONE, FAILED, PENDING
 
 from tasks import skim_pool
+from tasks.execution import pool_size
 
 #: logs kept in ``<store>/logs`` (the oldest go first)
 KEEP_LOGS = 100
@@ -135,9 +136,7 @@ class Progress:
         pool (``--cores N``): import here what the tasks to run will import (their
         ``warm_imports``), once, so that every forked process starts with it instead of
         importing it again (pandas, coffea and pyarrow take about a second each time)."""
-        base = sys.modules.get("tasks.base")
-        cores = base.pool_size() if base is not None else 1
-        if task_processes > 1 or cores > 1:
+        if task_processes > 1 or pool_size() > 1:
             import importlib
 
             for name in sorted(self.warm_imports):
@@ -350,7 +349,7 @@ def _end_run_pools() -> None:
 
 def debugging() -> bool:
     """Tracebacks on the terminal: ``--debug``, ``HEIRLOOM_DEBUG=1`` or ``debug`` in law.cfg's
-    ``[luigi_execution]`` (the same switch as ``tasks.base.debugging``)."""
+    ``[luigi_execution]`` (the same switch as ``tasks.execution.debugging``)."""
     if os.environ.get("HEIRLOOM_DEBUG", "") not in ("", "0") or "--debug" in sys.argv:
         return True
     try:

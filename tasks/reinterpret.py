@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tasks.base import HeirloomTask, pool_size
+from tasks.base import HeirloomTask
+from tasks.execution import pool_size
 from tasks.results import Histograms
 
 

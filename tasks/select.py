@@ -11,7 +11,8 @@ import luigi
 from analysis.config.model import region_observables
 from analysis.io.budget import reset_peak
 from analysis.io.columns import needed_branches
-from tasks.base import HeirloomTask, execution, pool_size
+from tasks.base import HeirloomTask
+from tasks.execution import execution, pool_size
 from tasks.inputs import Skim, dataset_branches, dataset_chunks
 
 

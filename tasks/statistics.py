@@ -9,7 +9,8 @@ from pathlib import Path
 
 import law
 
-from tasks.base import ConfigParameter, HeirloomTask, pool_size
+from tasks.base import ConfigParameter, HeirloomTask
+from tasks.execution import pool_size
 from tasks.plots import Plot
 from tasks.results import Fit, fit_settings
 

@@ -1,0 +1,83 @@
+"""Where a run's work goes: luigi's global ``execution`` options (``--executor``,
+``--cores``, ...), the process counts they give, and whether tracebacks are wanted.
+
+A module of its own so that :mod:`tasks.progress`, which :mod:`tasks.base` imports, can
+ask for them without importing the tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import luigi
+import luigi.interface
+
+
+class execution(luigi.Config):  # noqa: N801  (luigi names config sections after the class)
+    """Where the event loops run: ``--executor``, ``--scheduler`` (and luigi's ``--workers``);
+    for Dask also ``--cluster local|slurm|htcondor``, ``--jobs N`` (batch jobs, one worker
+    each) and ``--gpu-workers K`` (local workers that advertise ``GPU=1``): docs/dask-batch.md.
+
+    Global options, not task parameters: they are result-neutral, so they never enter a
+    content address, and ``law run`` accepts them for any task. Defaults can also be set
+    in a ``[luigi_execution]`` section of law.cfg (law hands ``luigi_*`` sections to luigi).
+    """
+
+    use_cmdline_section = False
+    #: shown in every task's --help (luigi lists other global options only with --help-all)
+    shown = {"always_in_help": True}
+    executor = luigi.ChoiceParameter(choices=("iterative", "futures", "dask"), default="iterative", **shown,
+                                     description="where the event loop runs: iterative, futures or dask")
+    scheduler = luigi.Parameter(default="", **shown, description="Dask scheduler address (tcp://host:port); "
+                                "a local cluster when empty")
+    cluster = luigi.ChoiceParameter(choices=("local", "slurm", "htcondor"), default="local", **shown,
+                                    description="with --executor dask and no --scheduler: a local cluster, or "
+                                    "Dask workers in slurm or htcondor batch jobs (dask-jobqueue)")
+    jobs = luigi.IntParameter(default=0, **shown,
+                              description="--cluster slurm|htcondor: batch jobs, one Dask worker each")
+    cores = luigi.IntParameter(default=0, **shown, description="processes that one task spreads its work over: "
+                               "the event loop's pool or local Dask cluster, the ranking's fits, the CLs scan's "
+                               "points (default: --workers, which says how many tasks run at once)")
+    gpu_workers = luigi.IntParameter(default=0, **shown, description="--cluster local: of the --workers, this many "
+                                     "advertise the Dask resource GPU=1 (device: cuda steps run there)")
+    debug = luigi.BoolParameter(default=False, **shown, description="print full tracebacks (also HEIRLOOM_DEBUG=1); "
+                                "without it a failure is one line and the tracebacks go to the run's log")
+
+    def dask_options(self) -> dict:
+        """The Dask options for provenance (only with ``--executor dask``)."""
+        if self.executor != "dask":
+            return {}
+        return {"cluster": "remote" if self.scheduler else self.cluster, "jobs": self.jobs or None,
+                "gpu_workers": self.gpu_workers or None}
+
+
+def debugging() -> bool:
+    """Tracebacks wanted (``--debug`` or ``HEIRLOOM_DEBUG=1``): otherwise a failure is one
+    line, and its traceback goes to the run's log (:mod:`tasks.progress`)."""
+    if os.environ.get("HEIRLOOM_DEBUG", "") not in ("", "0") or "--debug" in sys.argv:
+        return True
+    try:
+        return bool(execution().debug)
+    except Exception:               # before luigi parsed its command line
+        return False
+
+
+def current_workers() -> int:
+    """The worker count given to ``law run ... --workers N`` (luigi's own option): how many
+    tasks run at once."""
+    try:
+        return max(1, int(luigi.interface.core().workers))
+    except Exception:
+        return 1
+
+
+def pool_size() -> int:
+    """How many processes one task spreads its work over (``--cores N``; default: the
+    ``--workers`` count). ``--workers 1 --cores 2`` runs one task at a time on a pool of
+    two, without luigi forking a process per task."""
+    try:
+        cores = int(execution().cores)
+    except Exception:               # before luigi parsed its command line
+        cores = 0
+    return cores if cores > 0 else current_workers()
