@@ -7,7 +7,9 @@ skim the same way, with coffea's NanoAOD schema and its vector behaviours.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,7 +183,16 @@ def fast_to_reread(path: str, tree: str, branches: list) -> bool:
 
     >>> fast_to_reread(nano, "Events", ["nJet", "Jet_pt"])     # generate.py writes ZLIB
     False
+
+    The answer is kept per process for the file as it is (its size and modification time):
+    a file's chunks ask once.
     """
+    stat = os.stat(path)
+    return _fast_to_reread(str(path), tree, tuple(branches), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _fast_to_reread(path: str, tree: str, branches: tuple, size: int, mtime_ns: int) -> bool:
     import uproot
 
     with uproot.open(path) as handle:
