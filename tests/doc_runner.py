@@ -313,7 +313,22 @@ def copy_checkout(root: Path, dest: Path) -> Path:
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     subprocess.run(git + ["add", "-A"], cwd=dest, check=True)
     subprocess.run(git + ["commit", "-qm", "the checkout"], cwd=dest, check=True)
+    _check_environment_is_current(root)
     for venv in (".venv", ".venv-preserve"):
         if (root / venv).exists():
             (dest / venv).symlink_to(root / venv)
     return dest
+
+
+def _check_environment_is_current(root: Path) -> None:
+    """The copy shares ``root``'s .venv: one older than setup.sh and the lock would be
+    rebuilt by the copy's ``./setup.sh``, its editable install then pointing at the copy
+    (gone after the test). Stop first, with what to do."""
+    import hashlib
+
+    wanted = hashlib.sha256(b"".join((root / name).read_bytes()
+                                     for name in ("requirements.lock", "pyproject.toml", "setup.sh"))).hexdigest()
+    stamp = root / ".venv" / ".heirloom-stamp"
+    if stamp.exists() and stamp.read_text().strip() != wanted:
+        raise RuntimeError(f"{root / '.venv'} is older than setup.sh, pyproject.toml or requirements.lock: "
+                           "run ./setup.sh first (a copy of the checkout shares it)")

@@ -398,12 +398,23 @@ class Manifest:
         os.replace(tmp, self.path)
         if self._shared_path is not None and self._shared:
             latest = load_dict(self._shared_path) | self._shared       # another process's entries kept
-            save_dict(self._shared_path, dict(list(latest.items())[-SHARED_FILES:]), indent=0)
+            save_dict(self._shared_path, _newest(latest, SHARED_FILES), indent=0)
         self._dirty = False
 
 
 #: local files whose identity the user's cache keeps at most
 SHARED_FILES = 2000
+
+
+def _newest(entries: dict, keep: int) -> dict:
+    """The ``keep`` entries of the most recently written files (their stamps' mtime).
+
+    >>> old, new = {"stamp": {"mtime_ns": 1}}, {"stamp": {"mtime_ns": 2}}
+    >>> list(_newest({"b": old, "a": new, "c": old}, 1))
+    ['a']
+    """
+    ranked = sorted(entries.items(), key=lambda item: item[1].get("stamp", {}).get("mtime_ns", 0), reverse=True)
+    return dict(ranked[:keep])
 
 
 def _fresh(entry: dict | None, stat: os.stat_result, fmt: str) -> dict | None:
