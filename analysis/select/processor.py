@@ -19,15 +19,20 @@ NanoAODSchema.warn_missing_crossrefs = False
 
 
 class SelectProcessor(processor.ProcessorABC):
-    """Select events chunk by chunk; outputs are keyed by (file, entry start) so the
-    merged result is ordered the same way whichever executor ran it."""
+    """Select events chunk by chunk; outputs are keyed by (the file's place in the list of
+    files, entry start), so the merged result is ordered the same way whichever executor
+    ran it and wherever the files are (a store's paths hold keys, which change with the
+    code: sums in another order would differ in their last bits)."""
 
-    def __init__(self, plan: SelectionPlan):
+    def __init__(self, plan: SelectionPlan, order: dict | None = None):
         self.plan = plan
+        self.order = order or {}            # path -> its place in the list of files
 
     def process(self, events: Any) -> dict:
         result = select_events(events, self.plan)
-        chunk = f"{events.metadata['filename']}#{int(events.metadata['entrystart']):012d}"
+        filename = events.metadata["filename"]
+        place = f"{self.order[filename]:06d}" if filename in self.order else filename
+        chunk = f"{place}#{int(events.metadata['entrystart']):012d}"
         return {
             "chunks": {chunk: {group_key(v, r): columns for (v, r), columns in result.groups.items()}},
             "cutflow_events": dict(result.cutflow_events),
@@ -126,7 +131,10 @@ def run_selection(files: list, plan: SelectionPlan, executor: Any, *, tree: str 
     else:
         fileset = work_items(sources, chunksize)
     try:
-        return runner(fileset, processor_instance=SelectProcessor(plan), treename=tree)
+        order: dict = {}
+        for source in sources:
+            order.setdefault(source.path, len(order))
+        return runner(fileset, processor_instance=SelectProcessor(plan, order), treename=tree)
     except Exception as err:               # coffea wraps a chunk's error: say ours in one line
         cause: BaseException | None = err
         while cause is not None and not isinstance(cause, HeirloomError):
