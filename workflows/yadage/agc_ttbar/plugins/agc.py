@@ -11,25 +11,45 @@ def m_bjj(jets, btagged):
     jagged boolean of the same shape saying which jets are b-tagged (so the b-tag
     branch and working point stay in the config). Events without such a trijet give None.
 
-    The trijet four-vectors are summed in Cartesian coordinates on plain arrays indexed
-    by ``ak.argcombinations``: the combinatorics is the expensive part of the AGC, so no
-    record behaviours ride along.
+    The combinatorics is the expensive part of the AGC, so it runs on flat numpy arrays:
+    the jets' Cartesian components once per jet, every trijet (``ak.argcombinations``, as
+    indices into the flat jets) summed with numpy, and the best trijet of each event
+    found on the flat list (the first of the largest pt, as ``ak.argmax`` picks). The
+    arithmetic is the same, operation for operation, as on awkward arrays, so the masses
+    are bit for bit those of the awkward form (checked by tests/test_agc_plugin.py).
 
     >>> m_bjj(events.Jet, events.Jet.btagCSVV2 > 0.5)      # doctest: +SKIP
     """
-    pt, eta, phi, mass = jets.pt, jets.eta, jets.phi, jets.mass
+    counts = ak.to_numpy(ak.num(jets.pt, axis=1))
+    pt, eta, phi, mass = (ak.to_numpy(ak.flatten(x, axis=1)) for x in (jets.pt, jets.eta, jets.phi, jets.mass))
     px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
     energy = np.sqrt(px * px + py * py + pz * pz + mass * mass)
-    i, j, k = ak.unzip(ak.argcombinations(pt, 3))
+    trios = ak.argcombinations(jets.pt, 3)
+    n_trios = ak.to_numpy(ak.num(trios, axis=1))
+    first_jet = np.repeat(np.cumsum(counts) - counts, n_trios)
+    i, j, k = (ak.to_numpy(ak.flatten(index)) + first_jet for index in ak.unzip(trios))
     sum_px, sum_py = px[i] + px[j] + px[k], py[i] + py[j] + py[k]
     sum_pz, sum_e = pz[i] + pz[j] + pz[k], energy[i] + energy[j] + energy[k]
     trijet_pt2 = sum_px * sum_px + sum_py * sum_py
     trijet_m2 = sum_e * sum_e - trijet_pt2 - sum_pz * sum_pz
-    has_btag = btagged[i] | btagged[j] | btagged[k]
-    best = ak.argmax(ak.where(has_btag, trijet_pt2, -1.0), axis=1, keepdims=True)
-    best_m2 = ak.firsts(trijet_m2[best])
-    best_has_btag = ak.fill_none(ak.firsts(has_btag[best]), False)
-    return ak.mask(np.sqrt(np.maximum(best_m2, 0.0)), best_has_btag)
+    tagged = ak.to_numpy(ak.flatten(btagged, axis=1))
+    has_btag = tagged[i] | tagged[j] | tagged[k]
+    best = _first_largest(np.where(has_btag, trijet_pt2, -1.0), n_trios)
+    some = n_trios > 0
+    best_m2 = np.zeros(len(counts), dtype=trijet_m2.dtype)
+    best_has_btag = np.zeros(len(counts), dtype=bool)
+    best_m2[some], best_has_btag[some] = trijet_m2[best], has_btag[best]
+    return ak.mask(ak.Array(np.sqrt(np.maximum(best_m2, 0.0))), best_has_btag)
+
+
+def _first_largest(values, counts):
+    """Index into ``values`` of the first largest value of each non-empty segment
+    (segments of ``counts`` values, one after the other)."""
+    filled = counts[counts > 0]
+    starts = np.cumsum(filled) - filled
+    largest = np.maximum.reduceat(values, starts)
+    hits = np.flatnonzero(values == np.repeat(largest, filled))
+    return hits[np.searchsorted(hits, starts)]
 
 
 #: the jet fields m_bjj reads: the skim keeps just these (plus what the config reads)
