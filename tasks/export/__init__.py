@@ -26,6 +26,8 @@ def export(kind: str, config: str, task: str = "All", out: str | None = None, im
     folder = {k: Path(out) if out and kind == k else Path(f"workflows/{k}/{name}")
               for k in ("yadage", "snakemake", "recast")}
     if kind == "recast":
+        if new_signal:             # rewritten below: its copies from an earlier export must not claim paths first
+            (folder["recast"] / "specs" / recast.NEW_SIGNAL).unlink(missing_ok=True)
         return recast.export(common.prepare(config, task, folder["recast"] / "specs", image), new_signal)
     exp = common.prepare(config, task, folder["snakemake" if kind == "snakemake" else "yadage"], image)
     written = []
