@@ -138,8 +138,7 @@ def test_plugin_edit_reruns_only_its_callers(tmp_path):
     law_run("Histograms", config, store)
     before = len(runs(store))
     source = (plugin_dir / "agc.py").read_text()
-    edited = source.replace("has_btag = btagged[i] | btagged[j] | btagged[k]",
-                            "has_btag = btagged[i] | btagged[j]")
+    edited = source.replace("has_btag = tagged[i] | tagged[j] | tagged[k]", "has_btag = tagged[i] | tagged[j]")
     assert edited != source
     (plugin_dir / "agc.py").write_text(edited)
     trust_plugin(plugin_dir / "agc.py")          # an edit withdraws the approval
