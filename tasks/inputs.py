@@ -88,36 +88,17 @@ def skim_chunk_size(task: HeirloomTask, dataset: str, largest: int, identity) ->
     if budget is None:
         return largest
     from analysis.errors import MemoryBudgetError
+    from analysis.io.budget import input_bytes_per_event, spec_bytes_per_event
     from analysis.io.budget import skim_chunk_size as for_budget
 
     branches = tuple(needed_branches(cfg, dataset_branches(task, dataset)))
+    tree = cfg.datasets[dataset].get("tree", cfg.tree)
+    per_event = spec_bytes_per_event(ds.generator_spec(cfg, dataset), branches) if identity is None \
+        else input_bytes_per_event(identity, tree, branches)
     try:
-        return for_budget(budget, _bytes_per_event(cfg, dataset, identity, branches), largest)
+        return for_budget(budget, per_event, largest)
     except MemoryBudgetError as err:
         raise cfg.error(f"{err}: raise it", "skim", "memory_mb") from None
-
-
-_PER_EVENT: dict = {}
-
-
-def _bytes_per_event(cfg, dataset: str, identity, branches: tuple) -> float:
-    """Uncompressed bytes per event of the Skim's branches in one input (from its
-    metadata, once per file content and process)."""
-    import json
-
-    from analysis.io import budget
-
-    tree = cfg.datasets[dataset].get("tree", cfg.tree)
-    if identity is None:
-        spec = ds.generator_spec(cfg, dataset)
-        processes = tuple(sorted(v["process"] for v in spec["mixture"].values())) if "mixture" in spec \
-            else (spec["process"],)
-        return budget.generated_bytes_per_event(processes, json.dumps(spec["params"], sort_keys=True), branches)
-    memo = (json.dumps(identity.key(), sort_keys=True), identity.path, tree, branches)
-    if memo not in _PER_EVENT:
-        _PER_EVENT[memo] = budget.parquet_bytes_per_event(identity.path, branches) if identity.format == "parquet" \
-            else budget.bytes_per_event([(identity.path, tree)], branches=branches)
-    return _PER_EVENT[memo]
 
 
 def dataset_branches(task: HeirloomTask, dataset: str) -> tuple:

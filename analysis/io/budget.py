@@ -25,7 +25,7 @@ import math
 import os
 import resource
 import tempfile
-from typing import Iterable
+from typing import Any, Iterable
 
 from analysis.errors import MemoryBudgetError
 
@@ -112,6 +112,30 @@ def parquet_bytes_per_event(path: str, branches: Iterable[str]) -> float:
         return total / meta.num_rows if meta.num_rows else 0.0
 
 
+@functools.lru_cache(maxsize=256)
+def input_bytes_per_event(identity: Any, tree: str, branches: tuple) -> float:
+    """Bytes per event of ``branches`` in one input file (a FileIdentity: ROOT or Parquet),
+    from its metadata, once per file content and process.
+
+    >>> from analysis.io.fileid import Manifest
+    >>> round(input_bytes_per_event(Manifest(outdir / "store").identify(nano), "Events", ("nJet", "Jet_pt")))
+    28
+    """
+    if identity.format == "parquet":
+        return parquet_bytes_per_event(identity.path, branches)
+    return bytes_per_event([(identity.path, tree)], branches=branches)
+
+
+def spec_bytes_per_event(spec: dict, branches: tuple) -> float:
+    """Bytes per event of ``branches`` in the file a generator spec
+    (:func:`analysis.io.datasets.generator_spec`) makes: its heaviest process's."""
+    import json
+
+    processes = tuple(sorted(v["process"] for v in spec["mixture"].values())) if "mixture" in spec \
+        else (spec["process"],)
+    return generated_bytes_per_event(processes, json.dumps(spec["params"], sort_keys=True), branches)
+
+
 @functools.lru_cache(maxsize=64)
 def generated_bytes_per_event(processes: tuple, params_json: str, branches: tuple) -> float:
     """Bytes per event of ``branches`` of generated events: the heaviest of ``processes``,
@@ -139,15 +163,16 @@ def generated_bytes_per_event(processes: tuple, params_json: str, branches: tupl
 
 
 def _generator_code() -> str:
-    """A digest of what generated files are made by: the generator's modules and the
-    versions of numpy and uproot."""
+    """A digest of what generated files are made by: the random streams
+    (:func:`analysis.io.datasets._drawing_code`), the generator's module and uproot's version."""
     import hashlib
     from importlib.metadata import version
     from pathlib import Path
 
-    digest = hashlib.sha256(f"{version('numpy')} {version('uproot')}".encode())
-    for name in ("generate.py", "demo_streams.py"):
-        digest.update((Path(__file__).parent / name).read_bytes())
+    from analysis.io.datasets import _drawing_code
+
+    digest = hashlib.sha256(f"{_drawing_code()} {version('uproot')}".encode())
+    digest.update((Path(__file__).parent / "generate.py").read_bytes())
     return digest.hexdigest()
 
 

@@ -26,8 +26,7 @@ from __future__ import annotations
 import os
 
 from analysis.errors import MemoryBudgetError  # noqa: F401  (raised by chunk_for_budget)
-from analysis.io.budget import SMALLEST_CHUNK, bytes_per_event, events_for_budget  # noqa: F401
-from analysis.io.budget import peak_mb as _peak_since_reset
+from analysis.io.budget import SMALLEST_CHUNK, bytes_per_event, events_for_budget, peak_mb  # noqa: F401
 
 #: memory a chunk takes per byte of its branches as read: 0.33 measured, with a margin
 #: (benchmarks/memory_budget.py)
@@ -51,12 +50,3 @@ def held_mb() -> float:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
     except (OSError, ValueError, IndexError):
         return peak_mb()
-
-
-def peak_mb() -> float:
-    """The largest resident memory this process has had, in MB.
-
-    >>> peak_mb() > 0
-    True
-    """
-    return _peak_since_reset()

@@ -24,15 +24,13 @@ class SelectProcessor(processor.ProcessorABC):
     ran it and wherever the files are (a store's paths hold keys, which change with the
     code: sums in another order would differ in their last bits)."""
 
-    def __init__(self, plan: SelectionPlan, order: dict | None = None):
+    def __init__(self, plan: SelectionPlan, order: dict):
         self.plan = plan
-        self.order = order or {}            # path -> its place in the list of files
+        self.order = order                  # path -> its place in the list of files
 
     def process(self, events: Any) -> dict:
         result = select_events(events, self.plan)
-        filename = events.metadata["filename"]
-        place = f"{self.order[filename]:06d}" if filename in self.order else filename
-        chunk = f"{place}#{int(events.metadata['entrystart']):012d}"
+        chunk = f"{self.order[events.metadata['filename']]:06d}#{int(events.metadata['entrystart']):012d}"
         return {
             "chunks": {chunk: {group_key(v, r): columns for (v, r), columns in result.groups.items()}},
             "cutflow_events": dict(result.cutflow_events),
@@ -130,10 +128,10 @@ def run_selection(files: list, plan: SelectionPlan, executor: Any, *, tree: str 
         fileset: Any = {"dataset": {"files": {s.path: s.tree for s in sources}}}
     else:
         fileset = work_items(sources, chunksize)
+    order: dict = {}
+    for source in sources:
+        order.setdefault(source.path, len(order))
     try:
-        order: dict = {}
-        for source in sources:
-            order.setdefault(source.path, len(order))
         return runner(fileset, processor_instance=SelectProcessor(plan, order), treename=tree)
     except Exception as err:               # coffea wraps a chunk's error: say ours in one line
         cause: BaseException | None = err
