@@ -114,12 +114,10 @@ def test_two_processes_one_computes_the_other_waits_and_reuses(tmp_path):
 def test_lock_of_a_dead_local_process_is_broken_at_once(tmp_path, dead_pid):
     plant(tmp_path, pid=dead_pid)                # an hour left on its lease, but its process is gone
     waits = []
-    started = time.monotonic()
     with locks.hold(tmp_path, "Select", KEY, on_wait=waits.append, timeout_s=2) as mine:
         held = locks.holder(tmp_path, "Select", KEY)
     assert mine is True and waits == []
     assert held["pid"] == os.getpid() and held["host"] == socket.gethostname()
-    assert time.monotonic() - started < 2
     assert list((tmp_path / "locks").iterdir()) == []           # no debris of the breaking
 
 
