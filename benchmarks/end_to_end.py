@@ -16,7 +16,10 @@ a. cold: ``law run Histograms --config <fork>`` into an empty store (a new store
 b. after a cut change: in the store of the last cold run (the Skim outputs kept), the
    4j1b cut becomes ``(ak.num(bjets) == 1) & (ak.sum(jets.pt, axis=1) > X)`` with a new X
    each repetition (a new fork; Select, Histogram and Histograms rerun, Skim is reused,
-   which the script checks) versus ``handwritten.py --ht-min X``.
+   which the script checks) versus ``handwritten.py --ht-min X``;
+c. the import floor: ``python -c "import law, luigi, tasks, coffea.nanoevents,
+   coffea.processor"``, what every ``law run`` that runs Select imports before it reads a
+   config or an event, as a share of the hand-written script's time.
 
 After every timed pair the two H_T histograms are compared: same per-bin event counts
 (flow bins included) and the same sums of weights and of squared weights (rtol 1e-9).
@@ -235,6 +238,23 @@ def cut_change_runs(results: dict, work: Path, files: list, repeat: int, law_arg
             raise SystemExit(f"the cut change should rerun Select and reuse Skim; ran: {ran}")
 
 
+#: what every ``law run`` that selects events imports before it reads an event
+FLOOR_IMPORTS = "import law, luigi, tasks, coffea.nanoevents, coffea.processor"
+
+
+def import_floor(repeat: int) -> list:
+    """Seconds of ``python -c FLOOR_IMPORTS`` in a fresh process, ``repeat`` times: the
+    least a command that runs Select can take, before any config, DAG or event."""
+    import subprocess
+
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", FLOOR_IMPORTS], cwd=ROOT, check=True)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
 # ---- the report -----------------------------------------------------------------------
 def target_text(kind: str, events: int) -> tuple:
     """(the goal as text, 'yes'/'no'/'-' for the ratio limit that applies at ``events``)."""
@@ -250,6 +270,8 @@ def report(results: dict, events: int, n_files: int, repeat: int, cores: int) ->
     """Markdown: a time table, a memory table and the histogram check."""
     times, memory, checks = [], [], []
     for kind, entry in results.items():
+        if kind == "import floor":
+            continue
         ours, base = stats(entry["heirloom"]), stats(entry["baseline"])
         ratio = ours[0] / base[0]
         paired = [a / b for a, b in zip(entry["heirloom"], entry["baseline"])]
@@ -263,6 +285,12 @@ def report(results: dict, events: int, n_files: int, repeat: int, cores: int) ->
         checks.append(f"- {kind}: {len(entry['problems']) - len(bad)} of {len(entry['problems'])} pairs give "
                       f"identical H_T histograms" + (f"; {bad[0]}" if bad else ""))
         checks.append(f"  (Heirloom ran: {', '.join(entry['ran'][0])})")
+    floor = results.get("import floor")
+    if floor:
+        base = stats(results.get("cut change", results["cold"])["baseline"])[0]
+        checks += ["", f"Import floor: `python -c \"{FLOOR_IMPORTS}\"` takes {stats(floor)[0]:.2f} s (median of "
+                   f"{len(floor)}; min {min(floor):.2f} s), {stats(floor)[0] / base:.2f} of the hand-written "
+                   f"script's median after a cut change ({base:.2f} s)."]
     executor = f"`--executor futures --cores {cores}`" if cores > 1 else "the iterative executor"
     variant = (" (LZ4)" if VARIANT["lz4"] else "") + ("; no skim preselection" if VARIANT["skim"] else "")
     lines = [f"## End to end: `law run Histograms` vs a hand-written script (median of {repeat}; {machine()})", "",
@@ -303,11 +331,12 @@ def main(argv=None) -> int:
         store = cold_runs(results, work, files, args.repeat, law_args)
         print("cut changes ...", file=sys.stderr, flush=True)
         cut_change_runs(results, work, files, args.repeat, law_args, store)
+        results["import floor"] = import_floor(args.repeat)
         print(report(results, args.events, args.files, args.repeat, args.cores))
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
-    return 1 if any(p for entry in results.values() for p in entry["problems"]) else 0
+    return 1 if any(p for kind, entry in results.items() if kind != "import floor" for p in entry["problems"]) else 0
 
 
 if __name__ == "__main__":

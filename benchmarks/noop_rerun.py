@@ -10,7 +10,7 @@ find every output in the store and do nothing. This script
 4. times ``python -c "import law, luigi"`` and ``python -c "import tasks"`` for reference,
 5. prints a Markdown table (median/min/max) and the number of tasks in the DAG.
 
-Goal stated in the project: a no-op rerun of the full AGC DAG under 1 s.
+Goal of issue 15 (goal 6): a no-op rerun of the full AGC DAG at most 0.5 s (issue 6 asked for 1 s).
 
     .venv/bin/python benchmarks/noop_rerun.py [--repeat 7] [--keep] [--importtime]
     .venv/bin/python benchmarks/noop_rerun.py --config configs/agc_ttbar.yaml   # the full AGC DAG
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from _common import DEMO, ROOT, law_env, law_run, machine, markdown_table, stats, timed
 
-GOAL_SECONDS = 1.0
+GOAL_SECONDS = 0.5          # issue 15, goal 6 (issue 6 asked for 1 s)
 
 # Same shape as tests/conftest.py SMALL_DEMO: every dataset small, several skim chunks.
 SMALL_FORK = """\
@@ -130,8 +130,8 @@ def main(argv=None) -> int:
         print(f"- first (cold) run of the chain: {first:.1f} s, {tasks_ran} tasks ran; "
               f"no task ran during the {args.repeat} reruns (runs.jsonl unchanged)")
         median = stats(noop)[0]
-        verdict = "meets" if median < GOAL_SECONDS else "MISSES"
-        print(f"- goal: a no-op rerun under {GOAL_SECONDS} s: median {median:.2f} s {verdict} it; "
+        verdict = "meets" if median <= GOAL_SECONDS else "MISSES"
+        print(f"- goal: a no-op rerun of at most {GOAL_SECONDS} s: median {median:.2f} s {verdict} it; "
               f"{median - stats(imports)[0]:.2f} s above the bare `import law, luigi`")
         if args.importtime:
             print("\nslowest imports of one no-op rerun (cumulative, `python -X importtime`):\n")
