@@ -12,6 +12,7 @@ from analysis.lang import expr as expressions
 from analysis.config.errors import ConfigError
 from analysis.config.files import MAX_CORRECTION_BYTES, regular_file
 from analysis.config.loader import load_with_extends
+from analysis.config.optimise import resolve_parameters
 from analysis.config.schema import located_error, validate
 from analysis.lang.plugins import Plugin, PluginError, load_plugin
 from analysis.names import (CUTFLOW_RESERVED, DATA_SAMPLE, NOMINAL, SAMPLE_VARIATION_SEPARATOR, TEMPLATE_PARTS,
@@ -44,6 +45,7 @@ class AnalysisConfig:
     plugins: dict = field(default_factory=dict)        # alias -> Plugin
     data_checked: bool = False                          # analysis.load ran the domain checks
     _compiled: dict = field(default_factory=dict)      # key path -> Expression
+    parametrised: dict = field(default_factory=dict)   # key path -> text naming opt.<parameter> (as written)
 
     # ---- plain sections -------------------------------------------------------------
     @property
@@ -451,6 +453,7 @@ def read_config(path: str | os.PathLike) -> AnalysisConfig:
             correction_names(correction_file)
         except (OSError, ValueError) as err:
             raise cfg.error(f"cannot read correction file: {err}", "corrections", alias) from None
+    resolve_parameters(cfg, list(cfg.expression_paths()))      # opt.<name> -> its value (analysis.config.optimise)
     _check_names(cfg)
     _compile_all(cfg)
     _check_structure(cfg)

@@ -200,6 +200,23 @@ ML_MODEL = _obj({
     "device": {"enum": ["cpu", "cuda"], "description": "cuda: ONNX Runtime's CUDA provider, or an error"},
 }, required=("file", "inputs", "outputs"))
 
+OPTIMISE = _obj({
+    "objective": {"enum": ["discovery_significance", "poi_uncertainty"]},
+    "parameters": {"type": "object", "minProperties": 1, "propertyNames": _NAME, "additionalProperties": _obj({
+        "value": _NUMBER,
+        "bounds": {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2},
+        "slope": {"type": "number", "exclusiveMinimum": 0,
+                  "description": "steepness of the sigmoid that replaces a cut on it, per unit of the parameter"},
+        "round": {"type": "number", "exclusiveMinimum": 0, "description": "the optimum is rounded to a multiple of this"},
+    }, required=("value", "bounds", "slope"))},
+    "method": _obj({
+        "name": {"enum": ["L-BFGS-B", "adam"]},
+        "steps": {"type": "integer", "minimum": 1, "maximum": 10_000,
+                  "description": "L-BFGS-B: most evaluations of the objective; adam: its steps"},
+        "learning_rate": {"type": "number", "exclusiveMinimum": 0, "description": "adam only"},
+    }, required=("name",)),
+}, required=("objective", "parameters"))
+
 SCHEMA = _obj({
     "name": {"type": "string", "description": "the analysis name (analysis.names: letters, digits, _ and -)"},
     "description": {"type": "string"},
@@ -253,6 +270,7 @@ SCHEMA = _obj({
         "ranking": {"type": "boolean", "description": "nuisance-parameter impact ranking (4 fits per parameter)"},
         "significance": {"type": "boolean", "description": "discovery significance of the POI"},
     }),
+    "optimise": OPTIMISE,       # gradient-based optimisation of cut thresholds (analysis.config.optimise)
     "plots": _obj({            # analysis.plot.style; checked further by analysis.plot.layout.check_config
         "title": {"type": "string"},
         "log_y": {"type": "boolean"},

@@ -121,7 +121,7 @@ def conditional_fit(layout: Layout, yields: Mapping, main, aux, fixed: Mapping[s
                                        constant(yields), constant(main), constant(aux))
     positive = _positive(layout)
     z0 = jnp.where(positive, jnp.log(jnp.clip(start, 1e-300, None)), start)
-    solver = optx.BFGS(rtol=FIT_TOLERANCE, atol=FIT_TOLERANCE)
+    solver: optx.AbstractMinimiser = optx.BFGS(rtol=FIT_TOLERANCE, atol=FIT_TOLERANCE)
     solution = optx.minimise(_compiled(layout)[1], solver, z0, args=(yields, main, aux, held_at, start),
                              max_steps=MAX_STEPS)
     return _unpack(solution.value, positive, held_at, start)

@@ -162,7 +162,8 @@ def _parameter_settings(spec: Mapping, norm_factors, alphas, n_bins) -> tuple:
     for par in spec["measurements"][0]["config"].get("parameters", []):
         if par["name"] in bounds:
             if "bounds" in par:
-                bounds[par["name"]] = tuple(map(float, par["bounds"][0]))
+                low, high = map(float, par["bounds"][0])
+                bounds[par["name"]] = (low, high)
             if "inits" in par:
                 inits[par["name"]] = float(par["inits"][0])
     return tuple(bounds.items()), tuple(inits.items())
