@@ -42,9 +42,11 @@ TINY = {
 
 
 def fit_workspace(config, store) -> dict:
+    """The workspace Fit writes for ``config`` (the store may hold other analyses' too)."""
+    from analysis.load import load_config
+
     law_run("Fit", config, store)
-    [path] = (store / "by-name").glob("*/Fit/all/workspace.json")
-    return json.loads(path.read_text())
+    return json.loads((store / "by-name" / load_config(config).name / "Fit" / "all" / "workspace.json").read_text())
 
 
 @pytest.fixture(scope="module")
