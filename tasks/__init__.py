@@ -1,7 +1,8 @@
 """Heirloom law tasks: Generate -> Skim -> Select -> Histogram -> Histograms -> Fit -> Plot, Fit ->
 Ranking and Significance, All (everything a config produces) (and
 -> Limit for a new signal, -> AGCHistograms for the AGC's own tools), and
-PublishedLikelihood -> CLsScan -> ExclusionPlot (a published likelihood).
+PublishedLikelihood -> CLsScan -> ExclusionPlot (a published likelihood), and
+LooseSelect + Fit -> Optimise (gradient-based optimisation of the cuts).
 
 The task classes are imported on first use (``tasks.Plot``), so that a command which needs
 none of them (``heirloom show``, the start-up hook in :mod:`tasks.checkout`) does not pay
@@ -15,12 +16,13 @@ MODULES = {"Generate": "inputs", "Skim": "inputs", "Select": "select", "Histogra
            "Ranking": "statistics", "Significance": "statistics", "All": "statistics",
            "Plot": "plots", "Limit": "reinterpret", "AGCHistograms": "agc_layout",
            "PublishedLikelihood": "likelihood", "CLsScan": "likelihood", "ExclusionPlot": "likelihood",
-           "Branches": "branches", "BatchBranches": "batch.workflow"}
+           "Branches": "branches", "BatchBranches": "batch.workflow",
+           "LooseSelect": "optimise", "Optimise": "optimise"}
 
 __all__ = ["Generate", "Skim", "Select", "Histogram", "Histograms", "ExternalHistograms", "Fit", "Ranking",
            "Significance", "Plot", "Limit", "All",
            "AGCHistograms",
-           "PublishedLikelihood", "CLsScan", "ExclusionPlot"]
+           "PublishedLikelihood", "CLsScan", "ExclusionPlot", "LooseSelect", "Optimise"]
 
 
 def __getattr__(name: str):

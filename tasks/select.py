@@ -73,10 +73,14 @@ class Select(HeirloomTask):
     def key_params(self):
         return {"dataset": self.dataset}
 
-    def config_excerpt(self):
+    def plan(self):
+        """The SelectionPlan this task runs."""
         from analysis.select.selection import plan_from_config
 
-        return plan_from_config(self.cfg, self.dataset).excerpt()
+        return plan_from_config(self.cfg, self.dataset)
+
+    def config_excerpt(self):
+        return self.plan().excerpt()
 
     def plugin_paths(self):
         return [p for p in self.cfg.expression_paths() if p[0] not in ("skim",)]
@@ -87,13 +91,12 @@ class Select(HeirloomTask):
 
     def produce(self, outdir: Path, inputs: dict) -> dict:
         from analysis.select.processor import run_selection
-        from analysis.select.selection import plan_from_config
         from analysis.select.tables import write_selected
 
         cfg = self.cfg
         stats = [json.loads((path / "stats.json").read_text()) for _, path in sorted(inputs.items())]
         files = self._sources(inputs, stats)
-        plan = plan_from_config(cfg, self.dataset)
+        plan = self.plan()
         t0 = time.time()
         n_pre = sum(st["events_out"] for st in stats)
         where: dict = {}
@@ -119,7 +122,7 @@ class Select(HeirloomTask):
         }
         cutflow["events"].setdefault("preselected", n_pre)
         (outdir / "cutflow.json").write_text(json.dumps(cutflow, indent=1))
-        print(f"Select[{self.dataset}]: {n_pre} events in {seconds:.1f} s "
+        print(f"{self.task_family}[{self.dataset}]: {n_pre} events in {seconds:.1f} s "
               f"({n_pre / max(seconds, 1e-6) / 1e3:.1f} kHz, executor={execution().executor}, "
               f"workers={pool_size()}), {rows} rows written", flush=True)
         return {"events": n_pre, "events_generated": cutflow["events"]["all"], **memory, **where}

@@ -27,7 +27,7 @@ os.environ.pop("HEIRLOOM_TRUSTED_PLUGINS", None)
 LONGEST_FIRST = ("test_container_workflows.py", "test_docs_readme.py", "test_slurm.py", "test_store_integrity.py",
                  "test_external.py", "test_export.py", "test_remote_store.py", "test_pipeline.py",
                  "test_docs_tutorial.py", "test_upstream_store.py", "test_report.py", "test_key_soundness.py",
-                 "test_ci_cache.py", "test_jax_model.py", "test_real_files.py", "test_robustness.py")
+                 "test_ci_cache.py", "test_optimise_task.py", "test_jax_model.py", "test_real_files.py", "test_robustness.py")
 
 
 def pytest_collection_modifyitems(config, items) -> None:

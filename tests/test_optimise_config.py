@@ -47,7 +47,7 @@ def test_ordinary_tasks_see_the_value_and_its_key_follows_it(tmp_path):
 
 @pytest.mark.parametrize("text, line, key, words", [
     ("optimise:\n  parameters:\n    ht_min: {value: 500}\n", 5, "optimise.parameters.ht_min.value",
-     "value 500 is outside its bounds [0, 400]"),
+     "value 500 is outside its bounds [100, 300]"),
     ("optimise:\n  parameters:\n    ht_min: {bounds: [300, 100]}\n", 5, "optimise.parameters.ht_min.bounds",
      "bounds [300, 100] must have low < high"),
     ("regions:\n  4j1b: {cut: 'ak.num(bjets) == opt.ht_min'}\n", 4, "regions.4j1b.cut",

@@ -9,6 +9,7 @@ parameter is relaxed: every maximal part of the expression that names no paramet
 per-event columns), so an expression without parameters is one leaf and its relaxed
 value is exactly its ordinary value. ``==`` and ``!=`` on a parameter have no smooth form
 and are refused, as is any other use of a parameter than arithmetic and comparisons.
+An infinite slope gives the exact cut (the hard selection at any parameter value).
 
 The relaxed function takes an array namespace (``numpy`` or ``jax.numpy``), so that the
 same compiled expression is evaluated on numpy columns and differentiated by jax.
@@ -25,6 +26,7 @@ same compiled expression is evaluated on numpy columns and differentiated by jax
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -146,7 +148,7 @@ class _Builder:
 
     @staticmethod
     def pair(op, a, b, slope) -> Callable:
-        if slope is None:                            # a hard comparison inside a chain: exact
+        if slope is None or math.isinf(slope):       # a hard comparison (or an infinite slope): exact
             exact = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}[type(op)]
             return lambda columns, theta, xp: exact(a(columns, theta, xp), b(columns, theta, xp)) * 1.0
         sign = 1.0 if isinstance(op, _GREATER) else -1.0     # a > b: s(slope (a - b)); a < b: s(slope (b - a))
