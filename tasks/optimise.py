@@ -52,7 +52,9 @@ def optimised_datasets(cfg) -> list[str]:
 class Optimise(HeirloomTask):
     """The cut parameters of ``optimise:`` that optimise its objective (see the module)."""
 
-    warm_imports = ("jax", "optimistix")
+    #: nothing is imported before luigi forks: jax is multithreaded, and a process forked
+    #: after importing it may deadlock; the task imports jax itself
+    warm_imports: tuple = ()
 
     def config_excerpt(self):
         from analysis.config.optimise import method
@@ -88,5 +90,5 @@ class Optimise(HeirloomTask):
               f"({time.time() - t0:.1f} s).\nOptimise: judge the fork with the exact cuts: cp {fork} "
               f"{Path(self.config).parent}/ && law run Fit --config {Path(self.config).parent / summary['fork']}",
               flush=True)
-        return {"optimisation": {"seconds": round(time.time() - t0, 3), **{k: summary[k] for k in
-                                                                            ("evaluations", "compile_seconds")}}}
+        return {"optimisation": {"seconds": round(time.time() - t0, 3), "evaluations": summary["evaluations"],
+                                 **summary["timing"]}}

@@ -184,3 +184,27 @@ def test_a_leaf_without_a_value_is_named(store, tmp_path):
     tables["ttbar"] = tables["ttbar"].set_column(tables["ttbar"].column_names.index(column), column, pa.array(values))
     with pytest.raises(FitError, match=r"'ak.sum\(jets.pt, axis=1\)', which is undefined \(None\) for 3 selected rows"):
         objective.build(load_config(ONE_CUT), prob.relax, prob.ix, prob.bridge, tables)
+
+
+def test_adam_climbs_within_the_bounds(store):
+    prob, _ = problem_of(store, ONE_CUT)
+    steps = search.search(prob, {"name": "adam", "steps": 25, "learning_rate": 0.3}, np.asarray([280.0]))
+    assert len(steps) == 25 and all(100.0 <= s.theta["ht_min"] <= 300.0 for s in steps)
+    assert search.best(steps, prob.objective).figure > steps[0].figure + 0.5       # 11.9 at 280, 13.1 at 210
+
+
+def test_the_poi_uncertainty_objective_is_the_models_and_differentiable(store):
+    import dataclasses
+
+    from analysis.stats.jax_model import from_workspace
+    from analysis.stats.jax_objectives import poi_uncertainty
+
+    prob, workspace = problem_of(store, ONE_CUT)
+    sigma = dataclasses.replace(prob, objective="poi_uncertainty", _jitted={})
+    x = np.asarray([150.0])
+    assert sigma.figure(sigma.hard_loss()(x)) == pytest.approx(float(poi_uncertainty(*from_workspace(workspace))),
+                                                               rel=1e-8)
+    value, grad = sigma.value_and_grad()(np.asarray([200.0]))
+    h = 1e-3
+    numeric = (float(sigma.loss(np.asarray([200.0 + h]))) - float(sigma.loss(np.asarray([200.0 - h])))) / (2 * h)
+    assert float(value) > 0 and float(grad[0]) == pytest.approx(numeric, rel=1e-4)

@@ -32,8 +32,8 @@ DEFAULT = "default"
 #: the task families a ``resources:`` entry may name (tests/test_batch_resources.py checks that
 #: every task of ``tasks/`` is here: the library cannot import the tasks to ask them)
 TASK_FAMILIES = ("AGCHistograms", "CLsScan", "ExclusionPlot", "ExternalHistograms", "Fit", "Generate",
-                 "Histogram", "Histograms", "Limit", "Plot", "PublishedLikelihood", "Ranking", "Select",
-                 "Significance", "Skim")
+                 "Histogram", "Histograms", "Limit", "LooseSelect", "Optimise", "Plot", "PublishedLikelihood",
+                 "Ranking", "Select", "Significance", "Skim")
 
 #: MiB per unit; the suffix may end in ``B`` or ``iB`` (``4G``, ``4GB``, ``4GiB``: all 4096 MiB)
 _MEMORY_UNITS = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}

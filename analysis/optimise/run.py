@@ -46,7 +46,7 @@ def problem(cfg: Any, loose: Mapping[str, Path], workspace: Mapping) -> objectiv
 
 def optimise(cfg: Any, loose: Mapping[str, Path], workspace_path: Path, outdir: Path, parent_file: str) -> dict:
     """Run the search of ``cfg``'s optimise section and write its files into ``outdir``;
-    returns the summary (also ``optimise.json``)."""
+    returns the summary (also ``optimise.json``) and ``timing`` (seconds of each part)."""
     spec = parameters(cfg)
     settings = method(cfg)
     prob = problem(cfg, loose, json.loads(Path(workspace_path).read_text()))
@@ -57,16 +57,22 @@ def optimise(cfg: Any, loose: Mapping[str, Path], workspace_path: Path, outdir: 
     print(f"Optimise: {prob.ix.n_rows} loose rows, {len(prob.ix.names)} templates, {len(prob.names)} parameter(s); "
           f"compiled in {compile_seconds:.1f} s; {settings['name']}, at most {settings['steps']} evaluations",
           flush=True)
+    t1 = time.time()
     steps = search.search(prob, settings, start, progress=_progress)
+    t2 = time.time()
     found = search.best(steps, prob.objective)
     relaxed_values = search.rounded(found.theta, spec)
     values = search.refine(prob, relaxed_values, spec)
+    t3 = time.time()
     hard = prob.hard_loss()
     figures = {"start": prob.figure(hard(start)),
                "relaxed_optimum": prob.figure(hard(np.asarray([relaxed_values[n] for n in prob.names]))),
                "optimum": prob.figure(hard(np.asarray([values[n] for n in prob.names])))}
     slopes = {name: float(spec[name]["slope"]) for name in prob.names}
     scan = search.scan(prob, values, slopes)
+    timing = {"compile_seconds": round(compile_seconds, 3), "search_seconds": round(t2 - t1, 3),
+              "seconds_per_evaluation": round((t2 - t1) / len(steps), 4), "refine_seconds": round(t3 - t2, 3),
+              "scan_seconds": round(time.time() - t3, 3)}
     name = fork.fork_name(cfg.name)
     (outdir / f"{name}.yaml").write_text(fork.fork_text(parent_file, cfg.name, values, prob.objective, figures))
     _write_json(outdir / "trajectory.json", {"method": settings, "steps": search.as_records(steps)})
@@ -74,10 +80,9 @@ def optimise(cfg: Any, loose: Mapping[str, Path], workspace_path: Path, outdir: 
     summary = {"objective": prob.objective, "parameters": list(prob.names), "start": dict(zip(prob.names, start.tolist())),
                "relaxed_optimum": found.theta, "relaxed_rounded": relaxed_values, "optimum": values, "relaxed": {"start": steps[0].figure,
                                                                             "optimum": found.figure},
-               "hard": figures, "evaluations": len(steps), "fork": f"{name}.yaml",
-               "compile_seconds": round(compile_seconds, 3)}
-    _write_json(outdir / "optimise.json", {k: v for k, v in summary.items() if k != "compile_seconds"})
-    return summary
+               "hard": figures, "evaluations": len(steps), "fork": f"{name}.yaml"}
+    _write_json(outdir / "optimise.json", summary)
+    return {**summary, "timing": timing}
 
 
 def _progress(step: search.Step) -> None:
