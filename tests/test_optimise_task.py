@@ -28,8 +28,9 @@ pytest.importorskip("jax")
 
 from analysis.errors import ConfigError, FitError  # noqa: E402
 from analysis.load import load_config  # noqa: E402
-from analysis.optimise import search  # noqa: E402
-from analysis.optimise.run import problem  # noqa: E402
+from analysis.optimise import search  # noqa: E402  (Adam's test)
+from analysis.config.optimise import method  # noqa: E402
+from analysis.optimise.run import locate, problem  # noqa: E402
 
 ONE_CUT = ROOT / "configs" / "optimise_demo.yaml"
 TWO_CUTS = ROOT / "configs" / "optimise_two_cuts.yaml"
@@ -90,7 +91,8 @@ def test_gradient_equals_finite_differences(store, point):
     x = np.asarray(point)
     _, grad = prob.value_and_grad()(x)
     h = 1e-3
-    numeric = (float(prob.loss(x + h)) - float(prob.loss(x - h))) / (2 * h)
+    value = prob.value_and_grad()
+    numeric = (float(value(x + h)[0]) - float(value(x - h)[0])) / (2 * h)
     assert float(grad[0]) == pytest.approx(numeric, rel=1e-4)
     assert abs(numeric) > 1e-6                                 # a derivative that can be wrong
 
@@ -108,11 +110,11 @@ def test_one_cut_reaches_the_best_of_a_1_gev_grid_from_two_starts(store):
     best = hard_grid(prob, [np.arange(100.0, 301.0, 1.0)])
     found = summary(store, ONE_CUT)
     assert found["start"] == {"ht_min": 150.0} and found["hard"]["optimum"] >= 0.995 * best
-    steps = search.search(prob, {"name": "L-BFGS-B", "steps": 40}, np.asarray([280.0]))       # the other start
-    other = search.refine(prob, search.rounded(search.best(steps, prob.objective).theta, spec), spec)
+    assert found["hard"]["optimum"] > found["hard"]["start"] * 1.02                 # it did move somewhere better
+    # the other start, above the optimum, through the same steps as the task (run.locate)
+    steps, _, _, other, _ = locate(prob, method(load_config(ONE_CUT)), np.asarray([280.0]), spec)
     assert steps[0].theta == {"ht_min": 280.0}
     assert prob.figure(prob.hard_loss()(np.asarray([other["ht_min"]]))) >= 0.995 * best
-    assert found["hard"]["optimum"] > found["hard"]["start"] * 1.02                 # it did move somewhere better
 
 
 def test_two_cuts_reach_the_best_of_a_26_by_26_grid(store):
@@ -193,7 +195,7 @@ def test_adam_climbs_within_the_bounds(store):
     assert search.best(steps, prob.objective).figure > steps[0].figure + 0.5       # 11.9 at 280, 13.1 at 210
 
 
-def test_the_poi_uncertainty_objective_is_the_models_and_differentiable(store):
+def test_the_poi_uncertainty_objective_is_the_models(store):
     import dataclasses
 
     from analysis.stats.jax_model import from_workspace
@@ -201,10 +203,6 @@ def test_the_poi_uncertainty_objective_is_the_models_and_differentiable(store):
 
     prob, workspace = problem_of(store, ONE_CUT)
     sigma = dataclasses.replace(prob, objective="poi_uncertainty", _jitted={})
-    x = np.asarray([150.0])
-    assert sigma.figure(sigma.hard_loss()(x)) == pytest.approx(float(poi_uncertainty(*from_workspace(workspace))),
-                                                               rel=1e-8)
-    value, grad = sigma.value_and_grad()(np.asarray([200.0]))
-    h = 1e-3
-    numeric = (float(sigma.loss(np.asarray([200.0 + h]))) - float(sigma.loss(np.asarray([200.0 - h])))) / (2 * h)
-    assert float(value) > 0 and float(grad[0]) == pytest.approx(numeric, rel=1e-4)
+    expected = float(poi_uncertainty(*from_workspace(workspace)))
+    assert sigma.figure(sigma.hard_loss()(np.asarray([150.0]))) == pytest.approx(expected, rel=1e-8)
+    assert sigma.figure(sigma.hard_loss()(np.asarray([220.0]))) != pytest.approx(expected, rel=1e-3)

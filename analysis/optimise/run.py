@@ -44,6 +44,21 @@ def problem(cfg: Any, loose: Mapping[str, Path], workspace: Mapping) -> objectiv
     return objective.build(cfg, relaxation(cfg), ix, bridge, tables)
 
 
+def locate(prob: objective.Problem, settings: Mapping, start: np.ndarray, spec: Mapping,
+           progress: Any = None) -> tuple:
+    """The search from ``start`` (every evaluation), its best evaluation, that point
+    rounded, the rounded point refined with the exact cuts, and the time the search ended.
+    tests/test_optimise_task.py starts it from a second value, as::
+
+        steps, found, rounded_, refined, _ = locate(prob, {"name": "L-BFGS-B", "steps": 40}, np.asarray([280.0]), spec)
+    """
+    steps = search.search(prob, settings, start, progress=progress)
+    ended = time.time()
+    found = search.best(steps, prob.objective)
+    relaxed_values = search.rounded(found.theta, spec)
+    return steps, found, relaxed_values, search.refine(prob, relaxed_values, spec), ended
+
+
 def optimise(cfg: Any, loose: Mapping[str, Path], workspace_path: Path, outdir: Path, parent_file: str) -> dict:
     """Run the search of ``cfg``'s optimise section and write its files into ``outdir``;
     returns the summary (also ``optimise.json``) and ``timing`` (seconds of each part)."""
@@ -58,11 +73,7 @@ def optimise(cfg: Any, loose: Mapping[str, Path], workspace_path: Path, outdir: 
           f"compiled in {compile_seconds:.1f} s; {settings['name']}, at most {settings['steps']} evaluations",
           flush=True)
     t1 = time.time()
-    steps = search.search(prob, settings, start, progress=_progress)
-    t2 = time.time()
-    found = search.best(steps, prob.objective)
-    relaxed_values = search.rounded(found.theta, spec)
-    values = search.refine(prob, relaxed_values, spec)
+    steps, found, relaxed_values, values, t2 = locate(prob, settings, start, spec, progress=_progress)
     t3 = time.time()
     hard = prob.hard_loss()
     figures = {"start": prob.figure(hard(start)),
