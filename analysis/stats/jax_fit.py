@@ -91,18 +91,34 @@ def _search(layout: Layout, held: onp.ndarray, values, yields, main, aux) -> tup
     lower, upper = bounds(layout)
     values = onp.asarray(values)
     lower, upper = onp.where(held, values, lower), onp.where(held, values, upper)
+    scale = _scale(layout, yields)
+    yields, main, aux = jax.tree_util.tree_map(jnp.asarray, (yields, main, aux))   # converted once, not per call
 
-    def fun(pars):
-        value, grad = value_and_grad(pars, yields, main, aux)
-        return float(value), onp.asarray(grad)
+    def fun(scaled):
+        value, grad = value_and_grad(scaled * scale, yields, main, aux)
+        return float(value), onp.asarray(grad) * scale
 
-    result = minimize(fun, onp.clip(values, lower, upper), jac=True, method="L-BFGS-B",
-                      bounds=list(zip(lower, upper)), options={"maxiter": 10_000, "ftol": 1e-15, "gtol": 1e-10})
+    result = minimize(fun, onp.clip(values, lower, upper) / scale, jac=True, method="L-BFGS-B",
+                      bounds=list(zip(lower / scale, upper / scale)),
+                      options={"maxiter": 10_000, "ftol": 1e-13, "gtol": 1e-8})
     if not onp.all(onp.isfinite(result.x)):
         raise FitError(f"the differentiable model's fit failed: {result.message}")
+    result.x = result.x * scale
     near = ON_BOUND * onp.maximum(1.0, onp.abs(lower)), ON_BOUND * onp.maximum(1.0, onp.abs(upper))
     on_bound = (result.x - lower <= near[0]) | (upper - result.x <= near[1])
     return result.x, held | on_bound
+
+
+def _scale(layout: Layout, yields) -> onp.ndarray:
+    """The search's unit of each parameter: 1, but a gamma's constraint width where its bin
+    has a staterror (a width of 1 % makes its curvature 10^4 times an alpha's, and
+    L-BFGS-B took hundreds of iterations on such an ill-conditioned problem)."""
+    from analysis.stats.jax_model import staterror_sigmas
+
+    n_head = len(layout.norm_factors) + len(layout.alphas)
+    sigmas = onp.asarray(staterror_sigmas(layout, yields))
+    gammas = onp.where(onp.asarray(layout.staterror_bins) > 0, sigmas, 1.0)
+    return onp.concatenate([onp.ones(n_head), onp.where(gammas > 0, gammas, 1.0)])
 
 
 def conditional_fit(layout: Layout, yields: Mapping, main, aux, fixed: Mapping[str, float]) -> jnp.ndarray:
