@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from importlib import metadata
 from pathlib import Path
-
-import luigi
 
 from tasks.base import HeirloomTask
 from tasks.results import Fit, fit_settings
@@ -29,8 +26,6 @@ class LooseSelect(Select):
     """Select before the optimised cuts: the same event loop and table, with the
     parametrised steps dropped, the parametrised regions open, and the leaves of the
     relaxed cuts as columns (:mod:`analysis.optimise.loose`)."""
-
-    dataset = luigi.Parameter(description="dataset name in the config")
 
     def plan(self):
         from analysis.optimise.loose import loose_plan
@@ -59,19 +54,16 @@ class Optimise(HeirloomTask):
     def config_excerpt(self):
         from analysis.config.optimise import method
 
+        from analysis.store.environment import versions
+
         cfg = self.cfg
-        versions = {}
-        for name in OPTIMISER_PACKAGES:
-            try:
-                versions[name] = metadata.version(name)
-            except metadata.PackageNotFoundError:
-                versions[name] = "absent"
         return {"optimise": {**cfg.data["optimise"], "method": method(cfg)},
                 "parametrised": {".".join(map(str, path)): text for path, text in sorted(cfg.parametrised.items(),
                                                                                           key=lambda i: str(i[0]))},
                 "datasets": {name: {"xsec": cfg.datasets[name].get("xsec")} for name in optimised_datasets(cfg)},
                 "lumi": cfg.lumi, "weighted_normalisation": bool(cfg.data.get("event_weight")),
-                "fit": fit_settings(cfg), "fork_of": Path(self.config).name, "versions": versions}
+                "fit": fit_settings(cfg), "fork_of": Path(self.config).name,
+                "versions": versions(OPTIMISER_PACKAGES)}
 
     def requires(self):
         reqs = {f"loose__{name}": LooseSelect.req(self, dataset=name) for name in optimised_datasets(self.cfg)}
@@ -82,7 +74,7 @@ class Optimise(HeirloomTask):
         from analysis.optimise.run import optimise
 
         t0 = time.time()
-        loose = {name.split("__", 1)[1]: path for name, path in inputs.items() if name.startswith("loose__")}
+        loose = {name.removeprefix("loose__"): path for name, path in inputs.items() if name.startswith("loose__")}
         summary = optimise(self.cfg, loose, inputs["fit"] / "workspace.json", outdir, Path(self.config).name)
         fork = self.store_entry().path / summary["fork"]
         print(f"Optimise: {summary['objective']} (exact cuts) {summary['hard']['start']:.4g} at the start, "

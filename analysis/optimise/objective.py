@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from analysis.errors import FitError
+from analysis.hist.histograms import _codes
 from analysis.optimise.loose import Relaxation, row_weight
 from analysis.optimise.templates import TemplateIndex, soft
 from analysis.optimise.yields import Bridge, model_yields
@@ -108,12 +109,10 @@ def build(cfg: Any, relax_: Relaxation, ix: TemplateIndex, bridge: Bridge, table
     regions: list = []
     codes = []
     for d in ix.datasets:
-        column = tables[d].column("region").combine_chunks()
-        labels = column.dictionary.to_pylist() if tables[d].num_rows else []
+        local, labels = _codes(tables[d], "region")
         regions += [label for label in labels if label not in regions]
         lookup = np.asarray([regions.index(label) for label in labels] + [-1], dtype=np.int64)
-        codes.append(lookup[column.indices.to_numpy(zero_copy_only=False)] if tables[d].num_rows
-                     else np.zeros(0, dtype=np.int64))
+        codes.append(lookup[local])
     bounds = np.asarray([spec[name]["bounds"] for name in names], dtype=float)
     slopes = {name: float(spec[name]["slope"]) for name in names}
     return Problem(names, bounds, slopes, objective, relax_, ix, bridge, leaves, tuple(regions), np.concatenate(codes))

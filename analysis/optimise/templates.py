@@ -34,6 +34,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from analysis.hist.histograms import _codes
 from analysis.names import NOMINAL, sample_variation
 from analysis.stats.statmodel import fit_regions, systematics
 
@@ -147,9 +148,7 @@ class _Sources:
         if key not in self.columns:
             table = self.tables[dataset]
             if name in ("variation", "region"):
-                column = table.column(name).combine_chunks()
-                labels = column.dictionary.to_pylist() if table.num_rows else []
-                codes = column.indices.to_numpy(zero_copy_only=False) if table.num_rows else np.zeros(0, int)
+                codes, labels = _codes(table, name)
                 self.columns[key] = np.asarray(labels + [None], dtype=object)[codes]
             else:
                 self.columns[key] = table.column(name).to_numpy() if name in table.column_names else None

@@ -34,7 +34,7 @@ import numpy as onp
 import optimistix as optx
 
 from analysis.errors import FitError
-from analysis.stats.jax_model import Layout, init_values, logpdf
+from analysis.stats.jax_model import Layout, init_values, logpdf, staterror_sigmas
 
 #: convergence of the polishing step (relative and absolute, on the parameters and -ln L)
 FIT_TOLERANCE = 1e-12
@@ -113,8 +113,6 @@ def _scale(layout: Layout, yields) -> onp.ndarray:
     """The search's unit of each parameter: 1, but a gamma's constraint width where its bin
     has a staterror (a width of 1 % makes its curvature 10^4 times an alpha's, and
     L-BFGS-B took hundreds of iterations on such an ill-conditioned problem)."""
-    from analysis.stats.jax_model import staterror_sigmas
-
     n_head = len(layout.norm_factors) + len(layout.alphas)
     sigmas = onp.asarray(staterror_sigmas(layout, yields))
     gammas = onp.where(onp.asarray(layout.staterror_bins) > 0, sigmas, 1.0)

@@ -46,10 +46,19 @@ RESULT_PACKAGES: dict[str, str] = {
 def environment() -> dict[str, str]:
     """``{distribution: version}`` of :data:`RESULT_PACKAGES` (``"absent"`` if not installed),
     and ``python``: the interpreter's major.minor version."""
-    versions = {"python": "{}.{}".format(*sys.version_info[:2])}
-    for name in sorted(RESULT_PACKAGES):
+    return {"python": "{}.{}".format(*sys.version_info[:2]), **versions(sorted(RESULT_PACKAGES))}
+
+
+def versions(names) -> dict[str, str]:
+    """``{distribution: version}`` of ``names`` (``"absent"`` if not installed).
+
+    >>> versions(["numpy", "no-such-distribution"])["no-such-distribution"]
+    'absent'
+    """
+    out = {}
+    for name in names:
         try:
-            versions[name] = metadata.version(name)
+            out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
+            out[name] = "absent"
+    return out
