@@ -389,5 +389,22 @@ def _kind(err: HeirloomError) -> str:
     return next((label for cls, label in kinds if isinstance(err, cls)), "")
 
 
+def entry() -> None:
+    """The ``heirloom`` console script: :func:`main`; after a ``heirloom step``, whose
+    results are committed by then, the exit handlers run and the process ends at once.
+    The interpreter's own teardown of a step's modules and arrays took 1.3 s per
+    container step on a quiet machine, 5 s on a busy one, each step of a workflow."""
+    code = main()
+    if sys.argv[1:2] == ["step"]:
+        import atexit
+        import os
+
+        atexit._run_exitfuncs()             # pools, temporary folders, logging: as a normal exit
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -102,6 +102,19 @@ def runs(store: Path) -> list:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def linked_copy(store: Path, dest: Path) -> Path:
+    """A private store with the committed objects of ``store`` (hard links: objects are
+    never written after their commit) and its ``by-name`` view, but none of its mutable
+    files (run log, locks, staging): a test may remove and recompute outputs there
+    without touching the shared store."""
+    dest.mkdir(parents=True)
+    for part in ("objects", "by-name"):
+        if (store / part).exists():
+            subprocess.run(["cp", "-a", "-l" if part == "objects" else "-P", str(store / part), str(dest / part)],
+                           check=True)
+    return dest
+
+
 @pytest.fixture
 def store(tmp_path) -> Path:
     return tmp_path / "store"

@@ -27,7 +27,8 @@ def test_full_demo_closure(config_name, store, tmp_path):
     before = len(runs(store))
     law_run("Fit", config, store, "--executor", "futures", "--workers", "2")
     if config_name == "agc_ttbar_fork":         # only the pseudo-data chain and the fit reran
-        assert {(r["task"], r["label"].split("__")[0]) for r in runs(store)[before:]} == {
+        ran = [r for r in runs(store)[before:] if r["analysis"] == cfg.name]    # other tests share the store
+        assert {(r["task"], r["label"].split("__")[0]) for r in ran} == {
             ("Generate", "data"), ("Skim", "data"), ("Select", "data"), ("Histogram", "data"),
             ("Histograms", "all"), ("Fit", "all")}
     prov = json.loads((store / "by-name" / cfg.name / "Fit" / "all" / "provenance.json").read_text())

@@ -52,11 +52,12 @@ def fit_workspace(config, store) -> dict:
 @pytest.fixture(scope="module")
 def workspaces(agc_store, tmp_path_factory) -> dict:
     """{name: workspace}: a hand-written one, and the ones Fit writes for configs/demo.yaml
-    and for the AGC analysis."""
+    and for the AGC analysis, both in the suite's shared store (the README's commands run
+    both analyses there: whichever test comes first computes them)."""
     folder = tmp_path_factory.mktemp("fits")
     agc = folder / "agc_ttbar.yaml"
     agc.write_text(f"extends: {ROOT / 'configs' / 'agc_ttbar.yaml'}\n")
-    return {"tiny": TINY, "demo": fit_workspace(ROOT / "configs" / "demo.yaml", folder / "demo-store"),
+    return {"tiny": TINY, "demo": fit_workspace(ROOT / "configs" / "demo.yaml", agc_store),
             "agc": fit_workspace(agc, agc_store)}
 
 

@@ -202,6 +202,7 @@ class CodeGraph:
         self._resolving: set[tuple[str, str]] = set()
         self._analysis: dict[Unit, tuple[frozenset[Unit], tuple[str, ...]]] = {}
         self._fingerprints: dict[Unit, str] = {}
+        self._closures: dict[frozenset[Unit], frozenset[Unit]] = {}
 
     def __repr__(self) -> str:
         roots = ", ".join(f"{k}={v}" for k, v in self.roots.items())
@@ -422,6 +423,9 @@ class CodeGraph:
     def closure(self, units: Unit | Iterable[Unit]) -> set[Unit]:
         """The transitive dependencies of ``units``, the starting units included."""
         todo = _as_units(units)
+        start = frozenset(todo)
+        if start in self._closures:
+            return set(self._closures[start])
         for unit in todo:
             self._check(unit)
         seen = set(todo)
@@ -431,6 +435,7 @@ class CodeGraph:
                 if dep not in seen:
                     seen.add(dep)
                     todo.append(dep)
+        self._closures[start] = frozenset(seen)
         return seen
 
     def modules_in(self, units: Unit | Iterable[Unit]) -> set[str]:
