@@ -423,8 +423,7 @@ class CodeGraph:
     def closure(self, units: Unit | Iterable[Unit]) -> set[Unit]:
         """The transitive dependencies of ``units``, the starting units included."""
         todo = _as_units(units)
-        start = frozenset(todo)
-        if start in self._closures:
+        if (start := frozenset(todo)) in self._closures:
             return set(self._closures[start])
         for unit in todo:
             self._check(unit)
@@ -497,6 +496,5 @@ def graph_for(roots: Mapping[str, Path | str], *, refresh: bool = False) -> Code
     with _GRAPHS_LOCK:
         graph = None if refresh else _GRAPHS.get(key)
         if graph is None:
-            graph = CodeGraph(dict(key))
-            _GRAPHS[key] = graph
+            graph = _GRAPHS[key] = CodeGraph(dict(key))
         return graph
