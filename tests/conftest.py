@@ -19,15 +19,16 @@ os.environ["HEIRLOOM_TRUST_FILE"] = str(Path(tempfile.mkdtemp(prefix="heirloom-t
 os.environ.pop("HEIRLOOM_TRUSTED_PLUGINS", None)
 
 
-#: the longest test modules, longest first (seconds of work in a CI run with two workers:
-#: 420, 240, 230, 160, 130, 120, 110, 110, 105, 95, 90, 85, 70, 50, 50). pytest-xdist hands
-#: whole modules to the workers in collection order (``--dist loadfile
-#: --no-loadscope-reorder`` in setup.sh), so these start first and the two workers end
-#: together; the rest follow in their usual order.
-LONGEST_FIRST = ("test_container_workflows.py", "test_docs_readme.py", "test_slurm.py", "test_store_integrity.py",
-                 "test_external.py", "test_export.py", "test_remote_store.py", "test_pipeline.py",
-                 "test_docs_tutorial.py", "test_upstream_store.py", "test_report.py", "test_key_soundness.py",
-                 "test_ci_cache.py", "test_optimise_task.py", "test_jax_model.py", "test_real_files.py", "test_robustness.py")
+#: the longest test modules, longest first (seconds of work in a fresh-clone CI run with two
+#: workers on 2026-12-03: 224, 166, 156, 109, 94, 86, 79, 72, 67, 58, 51, 42, 34, 28, 25, 23,
+#: 22). pytest-xdist hands whole modules to the workers in collection order (``--dist
+#: loadfile --no-loadscope-reorder`` in setup.sh), so these start first and the two workers
+#: end together; the rest follow in their usual order.
+LONGEST_FIRST = ("test_docs_readme.py", "test_container_workflows.py", "test_optimise_task.py", "test_external.py",
+                 "test_docs_tutorial.py", "test_jax_model.py", "test_pipeline.py", "test_store_integrity.py",
+                 "test_key_soundness.py", "test_slurm.py", "test_remote_store.py", "test_export.py",
+                 "test_ci_cache.py", "test_upstream_store.py", "test_real_files.py", "test_robustness.py",
+                 "test_remote_inputs.py")
 
 
 def pytest_collection_modifyitems(config, items) -> None:
