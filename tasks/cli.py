@@ -390,18 +390,22 @@ def _kind(err: HeirloomError) -> str:
 
 
 def entry() -> None:
-    """The ``heirloom`` console script: :func:`main`; after a ``heirloom step``, whose
-    results are committed by then, the exit handlers run and the process ends at once.
-    The interpreter's own teardown of a step's modules and arrays took 1.3 s per
-    container step on a quiet machine, 5 s on a busy one, each step of a workflow."""
+    """The ``heirloom`` console script (``heirloom step Skim --of Plot --config
+    analysis.yaml --store store``, ``heirloom show --config ...``): :func:`main`. After a
+    ``heirloom step``, whose results are committed by then, the exit handlers run and the
+    process ends at once: the interpreter's own teardown of a step's modules and arrays
+    took 1.3 s per container step on a quiet machine and 5 s on a busy one, for every
+    step of an exported workflow."""
     code = main()
     if sys.argv[1:2] == ["step"]:
         import atexit
+        import contextlib
         import os
 
         atexit._run_exitfuncs()             # pools, temporary folders, logging: as a normal exit
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):      # a closed pipe, a closed stream
+                stream.flush()
         os._exit(code)
     sys.exit(code)
 
