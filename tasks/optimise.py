@@ -14,6 +14,7 @@ import json
 import time
 from pathlib import Path
 
+from analysis.store.environment import versions
 from tasks.base import HeirloomTask
 from tasks.results import Fit, fit_settings
 from tasks.select import Select
@@ -53,8 +54,6 @@ class Optimise(HeirloomTask):
 
     def config_excerpt(self):
         from analysis.config.optimise import method
-
-        from analysis.store.environment import versions
 
         cfg = self.cfg
         return {"optimise": {**cfg.data["optimise"], "method": method(cfg)},

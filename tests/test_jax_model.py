@@ -17,7 +17,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import ROOT, law_run
+from conftest import ROOT, compiled, law_run
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
@@ -82,14 +82,6 @@ def to_pyhf(model, layout, pars) -> np.ndarray:
         [channel] = [i for i, c in enumerate(layout.channels) if name in ("staterror_" + c.replace(" ", "-"), "stat_" + c)]
         out[where] = pars[n_head + offsets[channel]:n_head + offsets[channel + 1]]
     return out
-
-
-def compiled(objective, layout, yields) -> float:
-    """``objective(layout, yields)`` through ``jax.jit``, as the Optimise task calls it (about
-    a second for the AGC's POI uncertainty; op by op, as an eager call runs it, over ten)."""
-    import jax
-
-    return float(jax.jit(lambda y: objective(layout, y))(yields))
 
 
 @pytest.mark.parametrize("name", ["tiny", "demo", "agc"])

@@ -22,7 +22,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import ROOT, law_run, linked_copy
+from conftest import ROOT, compiled, law_run, linked_copy
 
 pytest.importorskip("jax")
 
@@ -45,8 +45,8 @@ def outputs(store, config) -> dict:
 
 @pytest.fixture(scope="module")
 def store(agc_store):
-    """The suite's shared store: the README's ``law run Optimise --config
-    configs/optimise_demo.yaml`` computes the same outputs there (whichever comes first)."""
+    """The suite's shared store, where the README's commands compute the demo: the
+    optimisation configs reuse its generated data and skims."""
     law_run("Optimise", ONE_CUT, agc_store)
     law_run("Optimise", TWO_CUTS, agc_store)
     return agc_store
@@ -62,14 +62,6 @@ def problem_of(store, config):
         workspace = json.loads((found["fit"] / "workspace.json").read_text())
         _PROBLEMS[(store, config)] = problem(load_config(config), found["loose"], workspace), workspace
     return _PROBLEMS[(store, config)]
-
-
-def compiled(objective, layout, yields) -> float:
-    """``objective(layout, yields)`` through ``jax.jit``, as the task calls it (seconds, where
-    the same call op by op takes over ten)."""
-    import jax
-
-    return float(jax.jit(lambda y: objective(layout, y))(yields))
 
 
 def summary(store, config) -> dict:
