@@ -48,6 +48,30 @@ def test_a_tested_point_has_the_cls_of_pyhfs_hypotest(model_and_data, mu):
     assert expected == pytest.approx([float(x) for x in reference[1]], rel=1e-9, abs=1e-12)
 
 
+def test_migrad_alone_gives_the_cls_of_migrad_and_hesse(model_and_data):
+    """The limit's fits run without HESSE (analysis.stats.lean_minuit): the same curve and
+    the same CLs, bit for bit, as with pyhf's optimizer; and two workers prepare the same
+    curve as one."""
+    import pyhf
+
+    from analysis.stats import lean_minuit
+    from analysis.stats.cls_search import cls_at, prepare
+
+    model, data = model_and_data
+    backend = pyhf.get_backend()
+    try:
+        pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0))
+        full = prepare(model, data, probe=1.3)
+        with_hesse = [cls_at(full, mu) for mu in (0.5, 2.0)]
+        pyhf.set_backend("numpy", lean_minuit.optimizer(verbose=0))
+        lean = prepare(model, data, probe=1.3, workers=2)
+        assert [cls_at(lean, mu) for mu in (0.5, 2.0)] == with_hesse
+    finally:
+        pyhf.set_backend(*backend)
+    assert (lean.asimov, lean.free_data, lean.free_asimov, lean.probes) == \
+        (full.asimov, full.free_data, full.free_asimov, full.probes)
+
+
 def test_the_secant_search_finds_what_a_tight_root_search_finds(model_and_data):
     import cabinetry
 

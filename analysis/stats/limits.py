@@ -19,8 +19,9 @@ background-only fit that makes the Asimov data, the free fits) run once
 and expected (-2..+2 sigma) limits come from a secant search of all six at once, started
 from their Wald estimates, whose tests are spread over worker processes, or, with
 ``scan:``, from CLs on a grid interpolated linearly (as
-``pyhf.infer.intervals.upper_limits.upper_limit``), both with MINUIT and the minimiser
-settings of ``fit:``. Progress lines count the limits found (or the grid's points):
+``pyhf.infer.intervals.upper_limits.upper_limit``), both with MINUIT's MIGRAD (without
+HESSE, whose uncertainties no test reads) and the minimiser settings of ``fit:``.
+Progress lines count the limits found (or the grid's points):
 
 >>> result = upper_limit(tiny_ws, {"cl": 0.95, "bracket": [0.1, 5]})   # a 3-bin workspace, POI mu
 ... # doctest: +ELLIPSIS
@@ -44,16 +45,12 @@ from analysis.config.model import AnalysisConfig
 from analysis.progress import Progress, to_stdout
 from analysis.stats import cls_search
 from analysis.stats.fitting import FitError, guarded_minimisation, minimiser_settings
-from analysis.stats.parallel import spread
 
 SIGNAL_SAMPLE = "signal"
 PROGRESS_EVERY = 10.0                   # seconds between progress lines
 LIMITS = len(cls_search.LIMITS)          # observed, expected -2..+2 sigma
 TOLERANCE = 0.001                       # each limit's precision in the POI (limit.tolerance)
 ROUNDS = 12                             # rounds of the secant search before it gives up
-
-#: what the tests of one limit share in a process: the CLs curve
-_CONTEXT: dict[str, Any] = {}
 
 
 @dataclass
@@ -140,13 +137,16 @@ def upper_limit(workspace: Mapping, limit_cfg: Mapping, fit_cfg: Mapping | None 
     import cabinetry
     import pyhf
 
+    from analysis.stats import lean_minuit
+
     t0 = time.time()
     model, data = cabinetry.model_utils.model_and_data(dict(workspace))
     cl = float(limit_cfg.get("cl", 0.95))
     settings = {k: v for k, v in minimiser_settings(fit_cfg).items() if v is not None}
     with _uncaptured(progress) as report, guarded_minimisation("the limit scan"):
-        pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0, **settings))
-        curve = cls_search.prepare(model, data)
+        pyhf.set_backend("numpy", lean_minuit.optimizer(verbose=0, **settings))     # no HESSE: not read
+        probe = None if "scan" in limit_cfg else math.sqrt(math.prod(_bracket(limit_cfg, model)))
+        curve = cls_search.prepare(model, data, probe=probe, workers=workers)
         if "scan" in limit_cfg:
             result = grid_limits(curve, limit_cfg["scan"], cl, workers=workers, report=report)
         else:
@@ -164,8 +164,7 @@ def root_limits(curve: cls_search.Curve, limit_cfg: Mapping, cl: float, *, worke
     Wald's (:func:`~analysis.stats.cls_search.wald_estimates`, from one Asimov test); a
     limit is found when its next step is shorter than ``limit.tolerance`` (default 0.001).
     The search stays within ``limit.bracket``."""
-    low, high = (float(x) for x in limit_cfg.get("bracket") or (0.1, curve.bounds[_poi(curve)][1]))
-    low = max(low, high * 1e-4)               # CLs is 1 at mu = 0: a bracket from 0 starts just above it
+    low, high = _bracket(limit_cfg, curve.model)
     tolerance = float(limit_cfg.get("tolerance", TOLERANCE))
     estimates = _first_estimates(curve, math.sqrt(low * high), cl)
     counter = Progress(LIMITS, report, label="Limit", unit="limits", every=PROGRESS_EVERY)
@@ -177,8 +176,7 @@ def root_limits(curve: cls_search.Curve, limit_cfg: Mapping, cl: float, *, worke
         if not todo:                          # an estimate stuck at the bracket's end: the crossing is beyond
             for which in set(range(LIMITS)) - set(found):
                 _within(estimates[which], low, high, which)
-        for mu, values in _spread(_point, [(mu,) for mu in todo], curve, workers):
-            points[mu] = values
+        points.update(cls_search.cls_points(curve, todo, workers))
         for which in range(LIMITS):
             if which in found:
                 continue
@@ -195,12 +193,23 @@ def root_limits(curve: cls_search.Curve, limit_cfg: Mapping, cl: float, *, worke
                        expected=[found[i] for i in range(1, LIMITS)], scan=_scan(points))
 
 
+def _bracket(limit_cfg: Mapping, model: Any) -> tuple[float, float]:
+    """Where the limits are searched: ``limit.bracket``, else 0.1 to the POI's upper bound;
+    a bracket from 0 starts just above it (CLs is 1 at mu = 0)."""
+    default = (0.1, model.config.suggested_bounds()[model.config.poi_index][1])
+    low, high = (float(x) for x in limit_cfg.get("bracket") or default)
+    return max(low, high * 1e-4), high
+
+
 def _first_estimates(curve: cls_search.Curve, probe: float, cl: float) -> list[float]:
-    """Wald's estimates of the six limits from an Asimov test at ``probe``, and again from
-    one at the expected limit so found when that is more than 20 % away (the approximation
-    holds best near its probe)."""
+    """Wald's estimates of the six limits from an Asimov test at ``probe`` (run while the
+    curve was prepared), and again from one at the expected limit so found when that is
+    more than 20 % away (the approximation holds best near its probe)."""
     def estimates_at(mu: float) -> list[float]:
-        return cls_search.wald_estimates(curve, mu, math.sqrt(cls_search.qtilde(curve, mu, asimov=True)), cl)
+        sqrt_q = dict(curve.probes).get(mu)
+        if sqrt_q is None:
+            sqrt_q = math.sqrt(cls_search.qtilde(curve, mu, asimov=True))
+        return cls_search.wald_estimates(curve, mu, sqrt_q, cl)
 
     estimates = estimates_at(probe)
     median = estimates[3]
@@ -267,7 +276,7 @@ def grid_limits(curve: cls_search.Curve, scan: Mapping, cl: float, *, workers: i
     grid = [float(x) for x in np.linspace(float(scan["low"]), float(scan["high"]), int(scan["points"]))]
     counter = Progress(len(grid), report, label="Limit", unit="hypothesis tests", every=PROGRESS_EVERY)
     points = {}
-    for mu, values in _spread(_point, [(mu,) for mu in grid], curve, workers):
+    for mu, values in cls_search.cls_points(curve, grid, workers):
         points[mu] = values
         counter.tick()
     scan_out = _scan(points)
@@ -279,27 +288,11 @@ def grid_limits(curve: cls_search.Curve, scan: Mapping, cl: float, *, workers: i
                        scan=scan_out)
 
 
-def _point(mu: float) -> tuple[float, tuple[float, list[float]]]:
-    return mu, cls_search.cls_at(_CONTEXT["curve"], mu)
-
-
 def _scan(points: Mapping[float, tuple[float, list[float]]]) -> dict:
     """The tested points in increasing POI order, as LimitResult.scan holds them."""
     order = sorted(points)
     return {"poi_values": order, "observed_CLs": [points[mu][0] for mu in order],
             "expected_CLs": [list(points[mu][1]) for mu in order]}
-
-
-def _spread(job: Callable, jobs: list[tuple], curve: cls_search.Curve, workers: int) -> Iterator:
-    """``job(*args)`` for every entry of ``jobs``, here or in ``workers`` forked processes
-    (which inherit the curve, the model and pyhf's backend); in the order they finish."""
-    _CONTEXT["curve"] = curve
-    for _, result in spread(job, jobs, workers):
-        yield result
-
-
-def _poi(curve: cls_search.Curve) -> int:
-    return curve.model.config.poi_index
 
 
 @contextmanager

@@ -3,7 +3,8 @@
 The impact of a parameter is the shift of the POI when the parameter is held at its best
 fit value plus or minus its pre-fit or post-fit uncertainty and everything else is fitted
 again: four fits per parameter, the same fits as ``cabinetry.fit.ranking`` (which runs
-them one after the other), each started from the best fit. The parameters are
+them one after the other), each started from the best fit, without the HESSE step
+whose uncertainties the ranking does not read. The parameters are
 independent, so :func:`rank` hands them to ``workers`` processes and prints progress with
 an estimate of the time left.
 
@@ -80,8 +81,6 @@ def _set_context(workspace: dict, fit_cfg: dict, fit_result: dict) -> None:
 def parameter_impacts(index: int) -> tuple[float, float, float, float]:
     """POI shifts with parameter ``index`` held at best fit +- pre-fit and +- post-fit
     uncertainty (0 where that uncertainty is 0: unconstrained or fixed parameters)."""
-    import cabinetry
-
     model, data, result = _CONTEXT["model"], _CONTEXT["data"], _CONTEXT["result"]
     bestfit, poi_index = list(result.values), _CONTEXT["poi_index"]
     fixed = list(model.config.suggested_fixed())
@@ -95,6 +94,21 @@ def parameter_impacts(index: int) -> tuple[float, float, float, float]:
         start = list(bestfit)
         start[index] = value
         with guarded_minimisation(f"a fit of the impact ranking ({result.labels[index]})"):
-            refit = cabinetry.fit.fit(model, data, init_pars=start, fix_pars=fixed, **_CONTEXT["settings"])
-        shifts.append(float(refit.bestfit[poi_index]) - bestfit[poi_index])
+            refit = _poi_fit(model, data, start, fixed, _CONTEXT["settings"])
+        shifts.append(float(refit[poi_index]) - bestfit[poi_index])
     return shifts[0], shifts[1], shifts[2], shifts[3]
+
+
+def _poi_fit(model, data, start: list[float], fixed: list[bool], settings: Mapping):
+    """The best-fit parameters as ``cabinetry.fit.fit`` finds them (pyhf's MINUIT, print
+    level 1, the same options), without the HESSE step whose uncertainties the ranking
+    never reads (:mod:`analysis.stats.lean_minuit`): the same values, bit for bit."""
+    import pyhf
+
+    from analysis.stats.lean_minuit import optimizer
+
+    pyhf.set_backend(pyhf.tensorlib, optimizer(verbose=1))
+    options = {"maxiter": settings.get("maxiter"), "tolerance": settings.get("tolerance")}
+    if settings.get("strategy") is not None:             # as cabinetry: pyhf takes no strategy=None
+        options["strategy"] = settings["strategy"]
+    return pyhf.infer.mle.fit(data, model, init_pars=start, fixed_params=fixed, par_bounds=None, **options)
