@@ -37,8 +37,9 @@ class execution(luigi.Config):  # noqa: N801  (luigi names config sections after
     jobs = luigi.IntParameter(default=0, **shown,
                               description="--cluster slurm|htcondor: batch jobs, one Dask worker each")
     cores = luigi.IntParameter(default=0, **shown, description="processes that one task spreads its work over: "
-                               "the event loop's pool or local Dask cluster, the ranking's fits, the CLs scan's "
-                               "points (default: --workers, which says how many tasks run at once)")
+                               "the event loop's pool or local Dask cluster (default: --workers, which says how "
+                               "many tasks run at once), the ranking's fits and the limit's hypothesis tests "
+                               "(default: the cores this process may use)")
     gpu_workers = luigi.IntParameter(default=0, **shown, description="--cluster local: of the --workers, this many "
                                      "advertise the Dask resource GPU=1 (device: cuda steps run there)")
     debug = luigi.BoolParameter(default=False, **shown, description="print full tracebacks (also HEIRLOOM_DEBUG=1); "
@@ -81,3 +82,24 @@ def pool_size() -> int:
     except Exception:               # before luigi parsed its command line
         cores = 0
     return cores if cores > 0 else current_workers()
+
+
+def fit_pool_size() -> int:
+    """How many processes a statistics step spreads its independent fits over (the
+    ranking's parameters, the limit's hypothesis tests): ``--cores N`` when given, else the
+    larger of ``--workers`` and the cores this process may run on (its CPU affinity: a
+    batch slot's cores, not the whole node's). Their results are the same bytes for any
+    number of processes, and the fits are pure computation, so the default is to use the
+    cores there are: ``law run Limit`` needs no option to use them.
+
+    >>> fit_pool_size() >= 1
+    True
+    """
+    try:
+        cores = int(execution().cores)
+    except Exception:               # before luigi parsed its command line
+        cores = 0
+    if cores > 0:
+        return cores
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(current_workers(), available)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from tasks.base import HeirloomTask
-from tasks.execution import pool_size
+from tasks.execution import fit_pool_size
 from tasks.results import Histograms
 
 
@@ -48,7 +48,7 @@ class Limit(HeirloomTask):
         workspace = build_workspace(fit_histograms(self.cfg, merged), excerpt["model"], excerpt["fit"],
                                     outdir / "cabinetry")
         write_workspace(workspace, outdir)
-        result = upper_limit(workspace, excerpt["limit"], excerpt["fit"], workers=pool_size(),
+        result = upper_limit(workspace, excerpt["limit"], excerpt["fit"], workers=fit_pool_size(),
                              progress=to_stdout)                     # Limit: k/6 limits
         (outdir / "limit.json").write_text(result.to_json())
         plot_limit(result, outdir, signal=excerpt["signal"], style=excerpt["plots"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import law
 
 from tasks.base import ConfigParameter, HeirloomTask
-from tasks.execution import pool_size
+from tasks.execution import fit_pool_size
 from tasks.plots import Plot
 from tasks.results import Fit, fit_settings
 
@@ -60,7 +60,7 @@ class Ranking(HeirloomTask):
         workspace = json.loads((inputs["fit"] / "workspace.json").read_text())
         result = FitResult.from_json((inputs["fit"] / "fit_result.json").read_text())
         excerpt = self.config_excerpt()
-        figures = ranking_products(workspace, result, excerpt["fit"], outdir, workers=pool_size())
+        figures = ranking_products(workspace, result, excerpt["fit"], outdir, workers=fit_pool_size())
         plot_ranking(RankingResult.from_json((outdir / "ranking.json").read_text()), outdir, style=excerpt["plots"])
         return figures
 

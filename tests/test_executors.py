@@ -95,3 +95,19 @@ def test_skims_on_the_run_pool_are_the_ones_skimmed_in_process(skimmed, tmp_path
         assert pooled[label][:2] == (key, digest)
     assert {workers for _, _, workers in pooled.values()} == {2}
     assert not list((store / "tmp").iterdir())
+
+
+@pytest.mark.parametrize("cores, workers, expected", [(0, 1, "available"), (0, 8, 8), (3, 1, 3), (1, 4, 1)])
+def test_statistics_fits_use_the_cores_there_are_unless_told(monkeypatch, cores, workers, expected):
+    """The ranking's and the limit's fits: --cores when given, else the cores this process
+    may use (its CPU affinity), at least --workers; the event loop keeps --workers."""
+    import os
+    from types import SimpleNamespace
+
+    from tasks import execution
+
+    monkeypatch.setattr(execution, "execution", lambda: SimpleNamespace(cores=cores))
+    monkeypatch.setattr(execution, "current_workers", lambda: workers)
+    available = len(os.sched_getaffinity(0))
+    assert execution.fit_pool_size() == (max(available, workers) if expected == "available" else expected)
+    assert execution.pool_size() == (cores or workers)

@@ -266,7 +266,7 @@ def test_chain_on_external_histograms(tmp_path):
     assert (ranked / "ranking.png").exists()
     significance = json.loads((store / "by-name" / "ext_tiny" / "Significance" / "all" / "significance.json").read_text())
     assert significance["strategy"] == 1 and significance["observed_p_value"] < 0.05
-    assert significance["observed_log10_p_value"] < -1.3 and significance["method"] == "cabinetry"
+    assert significance["observed_log10_p_value"] < -1.3 and significance["method"] == "hypotest"
     assert set(json.loads((fit / "provenance.json").read_text())["seconds"]) == {"fit"}
     assert set(json.loads((ranked / "provenance.json").read_text())["seconds"]) == {"ranking"}
     plot = (store / "by-name" / "ext_tiny" / "Plot" / "all").resolve()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import uproot
 
-from analysis.stats import fitting
+from analysis.stats import discovery, fitting
 from analysis.plot import plotting
 from analysis.stats import statmodel
 from analysis.stats.discovery import significance
@@ -353,28 +353,25 @@ def test_a_significance_beyond_a_doubles_p_value_is_a_number(coarse_ws, monkeypa
                         record["observed_log10_p_value"], record["expected_log10_p_value"])
 
     modest = significance(MODEST, FIT)
-    real = cabinetry.fit.significance
-
-    def underflowing(*args, **kwargs):                       # as cabinetry answers a very strong signal
-        result = real(*args, **kwargs)
-        return type(result)(0.0, float("inf"), 0.0, float("inf"))
-
-    monkeypatch.setattr(cabinetry.fit, "significance", underflowing)
+    reference = cabinetry.fit.significance(*cabinetry.model_utils.model_and_data(MODEST),
+                                           **fitting.minimiser_settings(FIT))     # with HESSE after MIGRAD
+    assert (modest.observed_p_value, modest.observed_significance, modest.expected_p_value,
+            modest.expected_significance) == tuple(float(x) for x in reference)   # bit for bit
+    monkeypatch.setattr(discovery, "p_values", lambda *args: (0.0, 0.0))   # a very strong signal's answer
     rerouted = significance(MODEST, FIT)
-    assert modest.method == "cabinetry" and rerouted.method == "q0" and 1 < modest.observed_significance < 5
+    assert modest.method == "hypotest" and rerouted.method == "q0" and 1 < modest.observed_significance < 5
     assert rerouted.observed_significance == pytest.approx(modest.observed_significance, rel=1e-3)
     assert rerouted.expected_significance == pytest.approx(modest.expected_significance, rel=1e-3)
     assert rerouted.observed_log10_p_value == pytest.approx(modest.observed_log10_p_value, rel=1e-3)
 
 
 def test_minimiser_settings_reach_every_fit(coarse_ws, coarse_fit, monkeypatch):
-    import cabinetry
     import pyhf
 
     from analysis.stats import lean_minuit
 
     seen = {}
-    real_fit, real_significance = pyhf.infer.mle.fit, cabinetry.fit.significance
+    real_fit, real_p_values = pyhf.infer.mle.fit, discovery.p_values
 
     def fit(*args, **kwargs):                  # the ranking's fits: pyhf's, through MIGRAD alone
         optimizer = pyhf.get_backend()[1]
@@ -382,15 +379,15 @@ def test_minimiser_settings_reach_every_fit(coarse_ws, coarse_fit, monkeypatch):
                                     type(optimizer) is type(lean_minuit.optimizer())))
         return real_fit(*args, **kwargs)
 
-    def recorded_significance(*args, **kwargs):
-        seen["significance"] = {k: kwargs.get(k) for k in ("strategy", "tolerance", "maxiter")}
-        return real_significance(*args, **kwargs)
+    def recorded_p_values(model, data, settings):
+        seen["significance"] = dict(settings)
+        return real_p_values(model, data, settings)
 
     settings = {"strategy": 2, "tolerance": 0.05, "maxiter": 50_000}
     monkeypatch.setattr(pyhf.infer.mle, "fit", fit)
     ranked = rank(coarse_ws, coarse_fit, {**FIT, **settings}, progress=None)
     monkeypatch.setattr(pyhf.infer.mle, "fit", real_fit)
-    monkeypatch.setattr(cabinetry.fit, "significance", recorded_significance)
+    monkeypatch.setattr(discovery, "p_values", recorded_p_values)
     result = significance(coarse_ws, {**FIT, **settings})
     assert seen == {"ranking": (settings, True), "significance": settings}
     assert (ranked.strategy, ranked.tolerance, ranked.maxiter) == (2, 0.05, 50_000)

@@ -1,15 +1,20 @@
 """The discovery significance of the POI, as a number even where a p-value underflows.
 
-``cabinetry.fit.significance`` tests POI = 0 with the q0 test statistic and turns the
-asymptotic p-values into significances. A strong signal gives p-values below the
+The test of POI = 0 with the q0 test statistic (``pyhf.infer.hypotest``, what
+``cabinetry.fit.significance`` runs, with the same settings), its asymptotic p-values
+turned into significances (``method="hypotest"``). Its fits read no uncertainty, so they
+run MINUIT's MIGRAD without HESSE (:mod:`analysis.stats.lean_minuit`): the same values,
+and no failure where MIGRAD found the minimum but HESSE's matrix at it is not positive
+definite (the AGC's background-only fits). A strong signal gives p-values below the
 smallest double (about 1e-308, Z about 37.5), so the p-value is 0 and Z infinite. There
 :func:`significance` takes Z from the test statistic itself (Z = sqrt(q0), the same
 asymptotic formula: p = 1 - Phi(Z)), on the data for the observed and on the Asimov data
-with POI = 1 for the expected significance, and keeps each p-value as its base-10 log.
+with POI = 1 for the expected significance, and keeps each p-value as its base-10 log
+(``method="q0"``).
 
 >>> result = significance(tiny_ws, {"strategy": 2})
 >>> round(result.observed_significance, 2), round(result.observed_log10_p_value, 2), result.method
-(1.5, -1.17, 'cabinetry')
+(1.5, -1.17, 'hypotest')
 >>> describe(38.2, -319.4)
 '38.20 sigma (p = 10^-319.4)'
 """
@@ -26,33 +31,57 @@ from analysis.stats.fitting import Significance, _model_and_data, _resolved, gua
 def significance(workspace: Mapping, fit_cfg: Mapping | None = None) -> Significance:
     """Observed and expected discovery significance of the POI, with the minimiser
     settings of ``fit_cfg`` (see the module's text)."""
-    import cabinetry
+    from scipy.stats import norm
 
     fit_cfg = dict(fit_cfg or {})
     model, data = _model_and_data(workspace, fit_cfg)
     settings = minimiser_settings(fit_cfg)
     t0 = time.time()
     with guarded_minimisation("a fit of the significance"):
-        result = cabinetry.fit.significance(model, data, **settings)
-    observed, expected = float(result.observed_significance), float(result.expected_significance)
-    method = "cabinetry"
+        observed_p, expected_p = p_values(model, data, settings)
+    observed, expected = float(norm.isf(observed_p, 0, 1)), float(norm.isf(expected_p, 0, 1))
+    method = "hypotest"
     if not (math.isfinite(observed) and math.isfinite(expected)):
         with guarded_minimisation("a fit of the significance's test statistic"):
             observed, expected = _z_from_q0(model, data, settings)
         method = "q0"
-    return Significance(poi=model.config.poi_name, observed_p_value=float(result.observed_p_value),
-                        observed_significance=observed, expected_p_value=float(result.expected_p_value),
+    return Significance(poi=model.config.poi_name, observed_p_value=observed_p,
+                        observed_significance=observed, expected_p_value=expected_p,
                         expected_significance=expected, observed_log10_p_value=log10_p_value(observed),
                         expected_log10_p_value=log10_p_value(expected), method=method,
                         seconds=round(time.time() - t0, 3), **_resolved(settings))
+
+
+def p_values(model, data, settings: Mapping) -> tuple[float, float]:
+    """The observed and expected p-values of POI = 0 (q0, asymptotic formulae), as
+    ``cabinetry.fit.significance`` computes them (``pyhf.infer.hypotest`` with MINUIT at
+    print level 1 and ``settings``), with MIGRAD alone; pyhf's backend is left as it was.
+
+    >>> model, data = tiny_model_and_data
+    >>> [round(p, 4) for p in p_values(model, data, {"strategy": 2})]
+    [0.067, 0.064]
+    """
+    import pyhf
+
+    from analysis.stats.lean_minuit import optimizer
+
+    backend = pyhf.get_backend()
+    pyhf.set_backend(pyhf.tensorlib, optimizer(verbose=1, **settings))
+    try:
+        observed, expected = pyhf.infer.hypotest(0.0, data, model, test_stat="q0", return_expected=True)
+    finally:
+        pyhf.set_backend(*backend)
+    return float(observed), float(expected)
 
 
 def _z_from_q0(model, data, settings: Mapping) -> tuple[float, float]:
     """(observed Z, expected Z) = sqrt(q0) on the data and on the Asimov data (POI = 1)."""
     import pyhf
 
+    from analysis.stats.lean_minuit import optimizer
+
     backend = pyhf.get_backend()
-    pyhf.set_backend(pyhf.tensorlib, pyhf.optimize.minuit_optimizer(verbose=1, **settings))
+    pyhf.set_backend(pyhf.tensorlib, optimizer(verbose=1, **settings))
     try:
         init, bounds, fixed = model.config.suggested_init(), model.config.suggested_bounds(), \
             model.config.suggested_fixed()

@@ -318,7 +318,7 @@ class Significance:
     seconds: float | None = field(default=None, compare=False)   # wall clock: provenance, not result
     observed_log10_p_value: float | None = None   # log10 of the p-value, finite where it underflows
     expected_log10_p_value: float | None = None
-    method: str = "cabinetry"                     # "q0": Z = sqrt(q0), where the p-value underflows
+    method: str = "hypotest"                      # "q0": Z = sqrt(q0), where the p-value underflows
 
     def __post_init__(self) -> None:
         for name in ("observed_significance", "expected_significance"):
