@@ -77,10 +77,7 @@ def pool_size() -> int:
     """How many processes one task spreads its work over (``--cores N``; default: the
     ``--workers`` count). ``--workers 1 --cores 2`` runs one task at a time on a pool of
     two, without luigi forking a process per task."""
-    try:
-        cores = int(execution().cores)
-    except Exception:               # before luigi parsed its command line
-        cores = 0
+    cores = _cores_option()
     return cores if cores > 0 else current_workers()
 
 
@@ -95,11 +92,16 @@ def fit_pool_size() -> int:
     >>> fit_pool_size() >= 1
     True
     """
-    try:
-        cores = int(execution().cores)
-    except Exception:               # before luigi parsed its command line
-        cores = 0
+    cores = _cores_option()
     if cores > 0:
         return cores
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(current_workers(), available)
+
+
+def _cores_option() -> int:
+    """``--cores`` as given (0: not given, or before luigi parsed its command line)."""
+    try:
+        return int(execution().cores)
+    except Exception:
+        return 0

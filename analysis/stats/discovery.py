@@ -63,14 +63,10 @@ def p_values(model, data, settings: Mapping) -> tuple[float, float]:
     """
     import pyhf
 
-    from analysis.stats.lean_minuit import optimizer
+    from analysis.stats.lean_minuit import installed
 
-    backend = pyhf.get_backend()
-    pyhf.set_backend(pyhf.tensorlib, optimizer(verbose=1, **settings))
-    try:
+    with installed(verbose=1, **settings):
         observed, expected = pyhf.infer.hypotest(0.0, data, model, test_stat="q0", return_expected=True)
-    finally:
-        pyhf.set_backend(*backend)
     return float(observed), float(expected)
 
 
@@ -78,18 +74,14 @@ def _z_from_q0(model, data, settings: Mapping) -> tuple[float, float]:
     """(observed Z, expected Z) = sqrt(q0) on the data and on the Asimov data (POI = 1)."""
     import pyhf
 
-    from analysis.stats.lean_minuit import optimizer
+    from analysis.stats.lean_minuit import installed
 
-    backend = pyhf.get_backend()
-    pyhf.set_backend(pyhf.tensorlib, optimizer(verbose=1, **settings))
-    try:
-        init, bounds, fixed = model.config.suggested_init(), model.config.suggested_bounds(), \
-            model.config.suggested_fixed()
+    init, bounds, fixed = model.config.suggested_init(), model.config.suggested_bounds(), \
+        model.config.suggested_fixed()
+    with installed(verbose=1, **settings):
         q0 = float(pyhf.infer.test_statistics.q0(0.0, data, model, init, bounds, fixed))
         asimov = pyhf.infer.calculators.generate_asimov_data(1.0, data, model, init, bounds, fixed)
         q0_asimov = float(pyhf.infer.test_statistics.q0(0.0, asimov, model, init, bounds, fixed))
-    finally:
-        pyhf.set_backend(*backend)
     return math.sqrt(max(q0, 0.0)), math.sqrt(max(q0_asimov, 0.0))
 
 

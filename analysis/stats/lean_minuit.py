@@ -26,6 +26,9 @@ definite at the minimum) succeeds here, where pyhf's optimizer raises.
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import pyhf
 import scipy.optimize
 
@@ -70,3 +73,20 @@ def optimizer(**settings) -> pyhf.optimize.minuit_optimizer:
     2
     """
     return _MigradOnly(**settings)
+
+
+@contextlib.contextmanager
+def installed(**settings) -> Iterator[None]:
+    """pyhf's backend (its tensor library kept) with :func:`optimizer` for the block, and
+    the previous backend back afterwards.
+
+    >>> with installed(verbose=0):
+    ...     type(pyhf.get_backend()[1]).__name__
+    '_MigradOnly'
+    """
+    backend = pyhf.get_backend()
+    pyhf.set_backend(pyhf.tensorlib, optimizer(**settings))
+    try:
+        yield
+    finally:
+        pyhf.set_backend(*backend)

@@ -145,7 +145,7 @@ def upper_limit(workspace: Mapping, limit_cfg: Mapping, fit_cfg: Mapping | None 
     settings = {k: v for k, v in minimiser_settings(fit_cfg).items() if v is not None}
     with _uncaptured(progress) as report, guarded_minimisation("the limit scan"):
         pyhf.set_backend("numpy", lean_minuit.optimizer(verbose=0, **settings))     # no HESSE: not read
-        probe = None if "scan" in limit_cfg else math.sqrt(math.prod(_bracket(limit_cfg, model)))
+        probe = None if "scan" in limit_cfg else _probe(*_bracket(limit_cfg, model))
         curve = cls_search.prepare(model, data, probe=probe, workers=workers)
         if "scan" in limit_cfg:
             result = grid_limits(curve, limit_cfg["scan"], cl, workers=workers, report=report)
@@ -166,7 +166,7 @@ def root_limits(curve: cls_search.Curve, limit_cfg: Mapping, cl: float, *, worke
     The search stays within ``limit.bracket``."""
     low, high = _bracket(limit_cfg, curve.model)
     tolerance = float(limit_cfg.get("tolerance", TOLERANCE))
-    estimates = _first_estimates(curve, math.sqrt(low * high), cl)
+    estimates = _first_estimates(curve, _probe(low, high), cl)
     counter = Progress(LIMITS, report, label="Limit", unit="limits", every=PROGRESS_EVERY)
     points: dict[float, tuple[float, list[float]]] = {}
     found: dict[int, float] = {}
@@ -199,6 +199,11 @@ def _bracket(limit_cfg: Mapping, model: Any) -> tuple[float, float]:
     default = (0.1, model.config.suggested_bounds()[model.config.poi_index][1])
     low, high = (float(x) for x in limit_cfg.get("bracket") or default)
     return max(low, high * 1e-4), high
+
+
+def _probe(low: float, high: float) -> float:
+    """Where the first Asimov test goes: the bracket's geometric middle."""
+    return math.sqrt(low * high)
 
 
 def _first_estimates(curve: cls_search.Curve, probe: float, cl: float) -> list[float]:

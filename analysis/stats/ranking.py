@@ -105,10 +105,10 @@ def _poi_fit(model, data, start: list[float], fixed: list[bool], settings: Mappi
     never reads (:mod:`analysis.stats.lean_minuit`): the same values, bit for bit."""
     import pyhf
 
-    from analysis.stats.lean_minuit import optimizer
+    from analysis.stats.lean_minuit import installed
 
-    pyhf.set_backend(pyhf.tensorlib, optimizer(verbose=1))
     options = {"maxiter": settings.get("maxiter"), "tolerance": settings.get("tolerance")}
     if settings.get("strategy") is not None:             # as cabinetry: pyhf takes no strategy=None
         options["strategy"] = settings["strategy"]
-    return pyhf.infer.mle.fit(data, model, init_pars=start, fixed_params=fixed, par_bounds=None, **options)
+    with installed(verbose=1):
+        return pyhf.infer.mle.fit(data, model, init_pars=start, fixed_params=fixed, par_bounds=None, **options)
