@@ -129,7 +129,8 @@ class Select(HeirloomTask):
 
     def _sources(self, inputs: dict, stats: list) -> list:
         """What the event loop reads, chunk by chunk (those that kept events): the skim's
-        ``skim.root``, or for a chunk the Skim recorded as a view (``view.json``: every
+        ``skim.root`` (its entries from the Skim's stats: coffea need not open it to plan
+        the chunks), or for a chunk the Skim recorded as a view (``view.json``: every
         event passed) its entries of the input file. That file is found through the
         config, which names the file whose content identity the Skim's key holds."""
         from analysis.io.skim import SKIM_TREE, VIEW_FILE
@@ -145,7 +146,7 @@ class Select(HeirloomTask):
                 view = json.loads((path / VIEW_FILE).read_text())
                 out.append(Source(skims[name].source(), view["tree"], *view["entries"]))
             else:
-                out.append(Source(str(path / SKIM_FILE), SKIM_TREE))
+                out.append(Source(str(path / SKIM_FILE), SKIM_TREE, entries=st["events_out"]))
         return out
 
     def _chunk_size(self, files: list) -> int:

@@ -5,8 +5,9 @@ A type is awkward's type string of one branch, ``"float32"`` for one value per e
 :func:`analysis.io.fileid.parquet_columns` lists a parquet file's columns). A generated
 dataset's schema is the generator's (:data:`analysis.io.demo_streams.BRANCH_TYPES`); a
 file-based one's comes from its first file's metadata (the TTree's branch
-interpretations, the parquet footer's arrow schema), read once and cached in
-``<store>/manifests/schemas.json`` under the file's content key.
+interpretations, the parquet footer's arrow schema), read once and cached under the
+file's content key in ``<store>/manifests/schemas.json`` and in the user's cache
+(:mod:`analysis.store.user_cache`).
 
 >>> schema = dataset_schema(cfg, "ttbar", Manifest(outdir))
 >>> schema["Jet_pt"], schema["nJet"], schema["event"]
@@ -22,7 +23,7 @@ from typing import Any
 from analysis.config.model import AnalysisConfig
 from analysis.io import datasets
 from analysis.io.fileid import COUNT, FileIdentity, Manifest, open_parquet, parquet_columns, reading
-from analysis.store.user_cache import load_dict, save_dict
+from analysis.store.user_cache import cache_file, load_dict, save_dict
 
 #: bumped when what a cached schema holds changes
 SCHEMA_VERSION = 1
@@ -44,12 +45,18 @@ def dataset_schema(cfg: AnalysisConfig, dataset: str, manifest: Manifest) -> dic
 
 
 def _cached(path: Path, ident: FileIdentity, tree: str) -> dict[str, str]:
+    """The schema from the store's cache ``path`` or the user's (a fact about the file's
+    content, so it holds for any store: a new store does not open every input again),
+    else read from the file; written to both."""
     key = json.dumps([SCHEMA_VERSION, ident.key(), tree, ident.format], sort_keys=True)
-    cache = load_dict(path)
-    if isinstance(cache.get(key), dict):
-        return cache[key]
-    types = file_types(ident.path, tree, ident.format)
-    save_dict(path, {**cache, key: types}, indent=1)
+    places = [path, *filter(None, [cache_file("schemas.json")])]
+    caches = [load_dict(place) for place in places]
+    types = next((cache[key] for cache in caches if isinstance(cache.get(key), dict)), None)
+    if types is None:
+        types = file_types(ident.path, tree, ident.format)
+    for place, cache in zip(places, caches):
+        if cache.get(key) != types:
+            save_dict(place, {**cache, key: types}, indent=1)
     return types
 
 

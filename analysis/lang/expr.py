@@ -287,7 +287,7 @@ class _Compiler:
             if not _is_event_data(owner):
                 raise not_data()
             try:
-                value = getattr(owner, attr)
+                value = sandbox.attribute(owner, attr)
             except AttributeError:
                 raise missing() from None
             if callable(value):                # bound methods are only reachable via METHODS

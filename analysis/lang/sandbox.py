@@ -56,6 +56,30 @@ def awkward_types() -> tuple:
     return _DATA_TYPES
 
 
+#: vector's properties that, on a record storing a coordinate under that very name (coffea's
+#: PtEtaPhiM and PtEtaPhiE candidates), return the stored field itself
+STORED_COORDINATES = frozenset({"pt", "eta", "phi", "mass", "energy"})
+
+
+def attribute(owner: Any, name: str) -> Any:
+    """``owner.name`` of event data. A coordinate stored as a field of that name is read as
+    the field: the same array that vector's property returns, without its coordinate
+    dispatch (about 0.5 to 1 ms per access, 10 to 20 times the field's cost, paid at every
+    cut of every chunk).
+
+    >>> import awkward as ak, vector
+    >>> jets = ak.Array([[{"pt": 30.0, "eta": 0.5, "phi": 0.1, "mass": 5.0}]], with_name="Momentum4D",
+    ...                 behavior=vector.backends.awkward.behavior)
+    >>> attribute(jets, "pt").tolist(), attribute(jets, "pt").tolist() == jets.pt.tolist()
+    ([[30.0]], True)
+    >>> round(float(attribute(jets, "px")[0, 0]), 3)              # not stored: vector computes it
+    29.85
+    """
+    if name in STORED_COORDINATES and name in owner.fields:
+        return owner[name]
+    return getattr(owner, name)
+
+
 def is_data(value: Any) -> bool:
     """Event data: an awkward array or record, or a numeric numpy array or scalar.
 

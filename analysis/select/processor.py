@@ -83,12 +83,24 @@ class _Runner(processor.Runner):
 
 
 class Source(NamedTuple):
-    """Entries [start, stop) of one file's tree (``stop`` None: to its end) for the event loop."""
+    """Entries [start, stop) of one file's tree (``stop`` None: to its end) for the event loop.
+    ``entries``: the tree's entries when known (a skim's, from its stats): the file is then
+    not opened to plan the chunks."""
 
     path: str
     tree: str = "Events"
     start: int = 0
     stop: int | None = None
+    entries: int | None = None
+
+
+def _known(source: Source) -> tuple[bytes, int]:
+    """(UUID, entries) of a source that says its entries, without opening it; the UUID is
+    coffea's for a file it cannot ask (the MD5 of the name), a skim's name holds its key."""
+    import hashlib
+
+    assert source.entries is not None
+    return hashlib.md5(source.path.encode()).digest(), source.entries
 
 
 def work_items(sources: list, chunksize: int) -> list:
@@ -101,8 +113,11 @@ def work_items(sources: list, chunksize: int) -> list:
 
     items = []
     for source in sources:
-        with uproot.open(source.path) as handle:
-            uuid, entries = handle.file.fUUID, handle[source.tree].num_entries
+        if source.entries is not None:
+            uuid, entries = _known(source)
+        else:
+            with uproot.open(source.path) as handle:
+                uuid, entries = handle.file.fUUID, handle[source.tree].num_entries
         stop = entries if source.stop is None else source.stop
         for start in range(source.start, stop, chunksize):
             items.append(WorkItem("dataset", source.path, source.tree, start, min(start + chunksize, stop), uuid))
@@ -121,9 +136,11 @@ def run_selection(files: list, plan: SelectionPlan, executor: Any, *, tree: str 
     >>> out["events"], len(out["chunks"]), out["cutflow_events"]["four_jets"]
     (1000, 2, 208)
     """
-    runner = _Runner(executor=executor, pre_executor=processor.IterativeExecutor(status=False),
-                              schema=NanoAODSchema, chunksize=chunksize)
     sources = [f if isinstance(f, Source) else Source(str(f), tree) for f in files]
+    known = {processor.executor.FileMeta("dataset", s.path, s.tree): dict(zip(("uuid", "numentries"), _known(s)))
+             for s in sources if s.entries is not None}       # coffea plans their chunks without opening them
+    runner = _Runner(executor=executor, pre_executor=processor.IterativeExecutor(status=False),
+                     schema=NanoAODSchema, chunksize=chunksize, metadata_cache=known or None)
     if all(s.start == 0 and s.stop is None for s in sources):
         fileset: Any = {"dataset": {"files": {s.path: s.tree for s in sources}}}
     else:

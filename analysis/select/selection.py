@@ -193,7 +193,12 @@ def _as_numpy(values, dtype="float64"):
     import awkward as ak
     import numpy as np
 
-    array = ak.to_numpy(ak.fill_none(values, np.nan)) if isinstance(values, ak.Array) else np.asarray(values)
+    if not isinstance(values, ak.Array):
+        array = np.asarray(values)
+    elif values.layout.is_numpy:                  # nothing missing: fill_none would only cost time
+        array = ak.to_numpy(values)
+    else:
+        array = ak.to_numpy(ak.fill_none(values, np.nan))
     return np.asarray(array, dtype=dtype)
 
 

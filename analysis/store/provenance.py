@@ -60,9 +60,18 @@ def package_versions() -> dict:
     return versions
 
 
-@functools.lru_cache(maxsize=1)
 def git_state(repo: str = ".") -> dict:
-    """Commit and dirty flag of the working tree (None outside a git checkout)."""
+    """Commit and dirty flag of the working tree (None outside a git checkout), asked of
+    git once per process and checkout: every task of a run records it.
+
+    >>> git_state() is git_state(".")
+    True
+    """
+    return _git_state(os.path.abspath(repo))
+
+
+@functools.lru_cache(maxsize=8)
+def _git_state(repo: str) -> dict:
     def git(*args):
         return subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True, timeout=10)
     try:
