@@ -103,6 +103,18 @@ def _known(source: Source) -> tuple[bytes, int]:
     return hashlib.md5(source.path.encode()).digest(), source.entries
 
 
+def _metadata_cache(sources: list) -> dict | None:
+    """coffea's file metadata of the sources that say their entries: coffea then plans their
+    chunks, as it would have, without opening them (None: none do, coffea's own cache)."""
+    known = {}
+    for source in sources:
+        if source.entries is not None:
+            uuid, entries = _known(source)
+            known[processor.executor.FileMeta("dataset", source.path, source.tree)] = {"uuid": uuid,
+                                                                                       "numentries": entries}
+    return known or None
+
+
 def work_items(sources: list, chunksize: int) -> list:
     """coffea WorkItems of at most ``chunksize`` entries over ``sources``, in their order.
 
@@ -137,10 +149,8 @@ def run_selection(files: list, plan: SelectionPlan, executor: Any, *, tree: str 
     (1000, 2, 208)
     """
     sources = [f if isinstance(f, Source) else Source(str(f), tree) for f in files]
-    known = {processor.executor.FileMeta("dataset", s.path, s.tree): dict(zip(("uuid", "numentries"), _known(s)))
-             for s in sources if s.entries is not None}       # coffea plans their chunks without opening them
     runner = _Runner(executor=executor, pre_executor=processor.IterativeExecutor(status=False),
-                     schema=NanoAODSchema, chunksize=chunksize, metadata_cache=known or None)
+                     schema=NanoAODSchema, chunksize=chunksize, metadata_cache=_metadata_cache(sources))
     if all(s.start == 0 and s.stop is None for s in sources):
         fileset: Any = {"dataset": {"files": {s.path: s.tree for s in sources}}}
     else:
