@@ -1,11 +1,13 @@
 """The user's cache folder: what any store on this machine may reuse.
 
-Two things Heirloom remembers are facts about code and configs, not results: the code
-identities of the project's files (:mod:`analysis.store.code_cache`) and the type checks
-that a config's expressions passed (:func:`analysis.select.typecheck.check_types_once`).
+Some things Heirloom remembers are facts about code, configs and files, not results: the
+code identities of the project's files (:mod:`analysis.store.code_cache`), the type checks
+that a config's expressions passed (:func:`analysis.select.typecheck.check_types_once`)
+and the input files' schemas (:mod:`analysis.io.schema`, under each file's content key).
 Each is keyed by everything it depends on, so it holds for any store. Kept only in the
-store, a new store (a colleague's, a CI job's, a benchmark's) pays for both again: about
-1.5 s of a cold `law run`. They are therefore also kept here, beside the store's copy.
+store, a new store (a colleague's, a CI job's, a benchmark's) pays for them again: about
+1.5 s of a cold `law run`, and an opening of every input file. They are therefore also
+kept here, beside the store's copy.
 
 The folder is ``HEIRLOOM_CACHE_DIR``, else ``$XDG_CACHE_HOME/heirloom``, else
 ``~/.cache/heirloom``; ``HEIRLOOM_CACHE_DIR=off`` turns it off. Losing it costs only
