@@ -154,10 +154,10 @@ def test_gradients_equal_central_finite_differences(workspaces, objective):
         out.update({k: yields[k] * factor[None, :, None] for k in ("histosys_hi", "histosys_lo")})
         return objective(layout, {**yields, **out})
 
-    gradient = jax.jit(jax.grad(scaled))
+    gradient, value = jax.jit(jax.grad(scaled)), jax.jit(scaled)     # compiled: seconds, not op by op
     for scale in (0.6, 1.0, 1.7):
         step = 1e-4 * scale
-        central = (float(scaled(scale + step)) - float(scaled(scale - step))) / (2 * step)
+        central = (float(value(scale + step)) - float(value(scale - step))) / (2 * step)
         assert abs(central) > 1e-6
         assert float(gradient(scale)) == pytest.approx(central, rel=1e-4), scale
 

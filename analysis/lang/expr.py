@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from analysis.errors import ExpressionError
-from analysis.lang import precedence, sandbox
+from analysis.lang import jagged, precedence, sandbox
 from analysis.lazy import np      # imported when an expression first evaluates
 
 def _ak():
@@ -86,6 +86,7 @@ _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.Pow: operator.pow, ast.BitAnd: operator.and_, ast.BitOr: operator.or_,
            ast.BitXor: operator.xor, ast.LShift: operator.lshift, ast.RShift: operator.rshift}
 _GUARDED = (operator.pow, operator.lshift, operator.mul, operator.mod)
+_BITAND = jagged.elementwise(operator.and_)
 _CMPOPS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,
            ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
 _CMP_WORDS = {ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not"}
@@ -148,11 +149,11 @@ def _elementwise(scalar_fn, ufunc: str):
     def f(*args):
         if all(_is_scalar(a) for a in args):
             return scalar_fn(args)
-        return functools.reduce(getattr(np, ufunc), args)
+        return functools.reduce(jagged.elementwise(getattr(np, ufunc)), args)
     return f
 
 
-_BUILTIN_IMPLS = {"abs": builtins.abs, "min": _elementwise(builtins.min, "minimum"),
+_BUILTIN_IMPLS = {"abs": jagged.elementwise(builtins.abs), "min": _elementwise(builtins.min, "minimum"),
                   "max": _elementwise(builtins.max, "maximum")}
 _AND = _elementwise(lambda args: all(map(bool, args)), "logical_and")
 _OR = _elementwise(lambda args: any(map(bool, args)), "logical_or")
@@ -162,8 +163,9 @@ def _not(x: Any) -> Any:
     return (not x) if _is_scalar(x) else np.logical_not(x)
 
 
-def _guarded(op, a, b):
-    """Apply ``op``, refusing absurdly large Python ints and string repetition/formatting."""
+def _guarded(op, a, b, apply):
+    """``apply(a, b)`` (``op`` or its fast form), refusing absurdly large Python ints and
+    string repetition/formatting."""
     if isinstance(a, int) and isinstance(b, int) and (
             (op is operator.pow and b > 0 and a.bit_length() * b > _MAX_INT_BITS)
             or (op is operator.lshift and b > _MAX_INT_BITS)
@@ -171,7 +173,7 @@ def _guarded(op, a, b):
         raise ExpressionError("integer result too large", reason="integer too large")
     if isinstance(a, str) or isinstance(b, str):
         raise ExpressionError("string repetition/formatting is not allowed", reason="string op")
-    return op(a, b)
+    return apply(a, b)
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -314,7 +316,7 @@ class _Compiler:
                 raise not_data()
             if not sandbox.is_index(key):
                 raise bad_index()
-            return owner[key]
+            return jagged.keep(owner, key)             # owner[key]; a per-object mask made cheap
         return subscript
 
     def visit_Slice(self, node, ctx):
@@ -339,6 +341,7 @@ class _Compiler:
         ops: dict[type, Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: operator.pos,
                                                  ast.Invert: operator.invert, ast.Not: _not}
         op = ops[type(node.op)]
+        op = op if op is _not else jagged.elementwise(op)
         operand = self.visit(node.operand)
         return lambda ns: op(operand(ns))
 
@@ -347,9 +350,10 @@ class _Compiler:
         if op is None:
             raise self.error(node, f"operator {type(node.op).__name__} is not allowed", "operator")
         left, right = self.visit(node.left), self.visit(node.right)
+        apply = jagged.elementwise(op)
         if op in _GUARDED:
-            return lambda ns: _guarded(op, left(ns), right(ns))
-        return lambda ns: op(left(ns), right(ns))
+            return lambda ns: _guarded(op, left(ns), right(ns), apply)
+        return lambda ns: apply(left(ns), right(ns))
 
     def visit_BoolOp(self, node, ctx):
         combine = _AND if isinstance(node.op, ast.And) else _OR
@@ -364,14 +368,14 @@ class _Compiler:
         slip = precedence.slip(node, self.source)        # a > 30 & b < 2: a > (30 & b) < 2
         if slip is not None:
             raise self.error(slip, precedence.message(node, slip, self.source), "operator precedence")
-        ops = [_CMPOPS[type(op)] for op in node.ops]
+        ops = [jagged.elementwise(_CMPOPS[type(op)]) for op in node.ops]
         operands = [self.visit(node.left)] + [self.visit(c) for c in node.comparators]
 
         def compare(ns):                       # a < b < c  ->  (a < b) & (b < c)
             values = [o(ns) for o in operands]
             result = ops[0](values[0], values[1])
             for op, a, b in zip(ops[1:], values[1:], values[2:]):
-                result = result & op(a, b)
+                result = _BITAND(result, op(a, b))
             return result
         return compare
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from analysis.config.model import AnalysisConfig
 
+from analysis.lang.jagged import keep
 from analysis.lang.plugins import trusted_plugin
 from analysis.ml.models import CompiledModel, model_specs
 from analysis.names import NOMINAL
@@ -289,7 +290,7 @@ def _define_objects(namespace: Namespace, objects: list, one: _Pass) -> None:
             namespace.define(name, one.nominal[name])
             continue
         collection = namespace[source]
-        value = collection[where.evaluate(namespace)] if where is not None else collection
+        value = keep(collection, where.evaluate(namespace)) if where is not None else collection
         namespace.define(name, value)
         if one.is_nominal:
             one.nominal[name] = value
