@@ -71,16 +71,19 @@ datasets:
   single_top_tW: {{generator: {{process: single_top_tW, events: 3000}}}}
   wjets: {{generator: {{process: wjets, events: 60000}}}}   # W+jets: 15487 pb, many events per selected one
 skim:
-  chunk_size: 5000
+  chunk_size: {chunk_size}
 fit:                      # the impact ranking costs ~4 fits per parameter: tested in test_external
   ranking: false
   significance: false
 """
 
 
-def small_demo(folder: Path, name="tiny", seed=7, inject=1.0, lumi=3.0, extra="") -> Path:
-    """A fork of configs/demo.yaml small enough for a test (seconds, not minutes)."""
-    text = SMALL_DEMO.format(demo=ROOT / "configs" / "demo.yaml", name=name, seed=seed, inject=inject, lumi=lumi)
+def small_demo(folder: Path, name="tiny", seed=7, inject=1.0, lumi=3.0, extra="", chunk_size=15_000) -> Path:
+    """A fork of configs/demo.yaml small enough for a test (seconds, not minutes). Its
+    Skim chunks (``chunk_size``): several for data and W+jets, one for the others (a
+    smaller size gives ttbar several, at a few seconds more per chain)."""
+    text = SMALL_DEMO.format(demo=ROOT / "configs" / "demo.yaml", name=name, seed=seed, inject=inject, lumi=lumi,
+                             chunk_size=chunk_size)
     return write_config(folder, f"{name}.yaml", text + extra)
 
 

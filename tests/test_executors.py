@@ -18,7 +18,7 @@ from conftest import law_run, small_demo
 def skimmed(tmp_path_factory):
     """A store where the ttbar and data skims exist, so each executor only runs Select on."""
     folder = tmp_path_factory.mktemp("executors")
-    config = small_demo(folder, name="exec")
+    config = small_demo(folder, name="exec", chunk_size=5_000)       # ttbar in 3 chunks
     store = folder / "store"
     for dataset in ("ttbar", "data"):
         law_run("Skim", config, store, "--dataset", dataset, "--chunk", "0")

@@ -52,7 +52,7 @@ def test_a_skim_budget_sets_the_chunks_and_keeps_the_results(tmp_path):
     from analysis.io.demo_streams import BRANCHES
     from analysis.load import load_config
 
-    plain = small_demo(tmp_path)
+    plain = small_demo(tmp_path, chunk_size=5_000)
     cfg = load_config(plain)
     per_event = generated_bytes_per_event(("ttbar",), "{}", tuple(needed_branches(cfg, tuple(BRANCHES))))
     budget = int(SKIM_OVERHEAD_MB + 2_600 * per_event * SKIM_FACTOR / 1e6) + 1       # room for 2,600 events, not 5,000
