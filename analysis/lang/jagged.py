@@ -47,9 +47,9 @@ def keep(collection: Any, mask: Any) -> Any:
     if lists is None or flags is None or type(flags.content) is not ak.contents.NumpyArray \
             or flags.content.dtype != np.bool_ or flags.content.data.ndim != 1:
         return collection[mask]
-    offsets = np.asarray(lists.offsets.data)
-    if len(offsets) == 0 or offsets[0] != 0 or not np.array_equal(offsets, np.asarray(flags.offsets.data)):
+    if not _from_zero(lists) or not _same_offsets(lists, flags):
         return collection[mask]
+    offsets = np.asarray(lists.offsets.data)
     flat = np.asarray(flags.content.data)[: offsets[-1]]
     passed = np.empty(len(flat) + 1, dtype=np.int64)
     passed[0] = 0
@@ -71,6 +71,17 @@ def _plain_lists(array: Any) -> Any:
     if type(layout) is not ak.contents.ListOffsetArray or layout.backend.name != "cpu":
         return None
     return layout
+
+
+def _from_zero(lists: Any) -> bool:
+    """Whether the lists' offsets start at 0 (not a slice of a longer array's)."""
+    return len(lists.offsets) > 0 and lists.offsets[0] == 0
+
+
+def _same_offsets(lists: Any, other: Any) -> bool:
+    """Whether two list layouts have the same offsets (the same object, or equal values)."""
+    return other.offsets is lists.offsets or np.array_equal(np.asarray(other.offsets.data),
+                                                             np.asarray(lists.offsets.data))
 
 
 def elementwise(op: Callable[..., Any]) -> Callable[..., Any]:
@@ -99,27 +110,25 @@ def _flat_operands(operands: tuple) -> tuple | None:
     """(offsets, operands with each array replaced by its flat numbers, the first array)
     when the arrays are lists of plain numbers with equal offsets starting at 0 and the
     rest are numbers; else None."""
-    offsets, like, values, stop = None, None, [], 0
+    first, like, values, stop = None, None, [], 0
     for operand in operands:
-        if isinstance(operand, (bool, int, float, np.generic)):
+        if isinstance(operand, (bool, int, float, np.number, np.bool_)):
             values.append(operand)
             continue
         numbers = _numbers(operand)
         if numbers is None:
             return None
         layout, content = numbers
-        if offsets is None:
-            offsets, like = layout.offsets, operand
-            if len(offsets) == 0 or offsets[0] != 0:
+        if first is None:
+            if not _from_zero(layout):
                 return None
-            stop = int(offsets[-1])
-        elif layout.offsets is not offsets and not np.array_equal(np.asarray(layout.offsets.data),
-                                                                  np.asarray(offsets.data)):
+            first, like, stop = layout, operand, int(layout.offsets[-1])
+        elif not _same_offsets(first, layout):
             return None
         if len(content) < stop:
             return None
         values.append(content[:stop])                   # a content may run past its lists' end
-    return None if offsets is None else (offsets, values, like)
+    return None if first is None else (first.offsets, values, like)
 
 
 def _numbers(array: Any) -> tuple | None:
